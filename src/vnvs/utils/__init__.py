@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic file output, progress bars, seeding, lazy imports."""
