@@ -81,7 +81,7 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor | None = N
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device)
     up = up.expand_as(eye)
     z = torch.nn.functional.normalize(target - eye, dim=-1)
-    x = torch.nn.functional.normalize(torch.linalg.cross(z, -up, dim=-1), dim=-1)
+    x = torch.nn.functional.normalize(torch.linalg.cross(-up, z, dim=-1), dim=-1)
     y = torch.linalg.cross(z, x, dim=-1)
     R = torch.stack([x, y, z], dim=-2)  # rows are the camera axes in world coordinates
     w2c = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
