@@ -89,3 +89,155 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor | None = N
     w2c[..., :3, 3] = -(R @ eye[..., None])[..., 0]
     w2c[..., 3, 3] = 1
     return w2c
+
+
+def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions ``(w, x, y, z)`` of rotation matrices (Shepperd's method, ``w >= 0``).
+
+    Stable for every rotation, including angles near 0 and pi: each quaternion is computed from the
+    largest of the four diagonal combinations. The result is canonicalised to ``w >= 0``.
+
+    Args:
+        R: ``(..., 3, 3)`` rotation matrices.
+
+    Returns:
+        ``(..., 4)`` unit quaternions, scalar first.
+
+    Example:
+        >>> matrix_to_quaternion(torch.eye(3))
+        tensor([1., 0., 0., 0.])
+    """
+    m = R
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    # Four candidate (unnormalised) quaternions scaled by 4*q_k; pick the best conditioned.
+    cands = torch.stack(
+        [
+            torch.stack([1 + m00 + m11 + m22, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]], -1),
+            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22], -1),
+        ],
+        dim=-2,
+    )
+    diag = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    best = diag.argmax(dim=-1)
+    q = torch.gather(cands, -2, best[..., None, None].expand(*best.shape, 1, 4))[..., 0, :]
+    q = torch.nn.functional.normalize(q, dim=-1)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices of quaternions ``(w, x, y, z)``; the input need not be normalised.
+
+    Args:
+        q: ``(..., 4)`` quaternions, scalar first, non-zero.
+
+    Returns:
+        ``(..., 3, 3)`` rotation matrices.
+
+    Example:
+        >>> R = quaternion_to_matrix(torch.tensor([0.0, 0.0, 0.0, 1.0]))  # 180 deg about z
+        >>> R.diagonal()
+        tensor([-1., -1.,  1.])
+    """
+    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*q.shape[:-1], 3, 3)
+
+
+def slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Spherical linear interpolation of unit quaternions along the shortest arc.
+
+    ``t = 0`` gives ``q0``, ``t = 1`` gives ``q1`` or ``-q1`` (the same rotation); the angular speed
+    is constant in ``t``. Nearly equal quaternions fall back to normalised linear interpolation.
+
+    Args:
+        q0: ``(..., 4)`` unit quaternions (wxyz).
+        q1: ``(..., 4)`` unit quaternions (wxyz).
+        t: ``(...)`` interpolation parameters (broadcast against the batch shape) or a float.
+
+    Returns:
+        ``(..., 4)`` unit quaternions.
+
+    Example:
+        >>> q1 = torch.tensor([0.0, 0.0, 0.0, 1.0])  # 180 deg about z
+        >>> slerp(torch.tensor([1.0, 0.0, 0.0, 0.0]), q1, 0.5).round(decimals=4)
+        tensor([0.7071, 0.0000, 0.0000, 0.7071])
+    """
+    t = torch.as_tensor(t, dtype=q0.dtype, device=q0.device)[..., None]
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)
+    dot = dot.abs().clamp(max=1.0)
+    theta = torch.acos(dot)
+    sin_theta = torch.sin(theta)
+    small = sin_theta < 1e-6
+    safe = torch.where(small, torch.ones_like(sin_theta), sin_theta)
+    w0 = torch.where(small, 1 - t, torch.sin((1 - t) * theta) / safe)
+    w1 = torch.where(small, t, torch.sin(t * theta) / safe)
+    return torch.nn.functional.normalize(w0 * q0 + w1 * q1, dim=-1)
+
+
+def rotation_angle(R: torch.Tensor) -> torch.Tensor:
+    """Rotation angles in radians, in ``[0, pi]``, accurate near 0 and pi.
+
+    Args:
+        R: ``(..., 3, 3)`` rotation matrices.
+
+    Returns:
+        ``(...)`` angles.
+
+    Example:
+        >>> float(rotation_angle(axis_angle_to_matrix(torch.tensor([0.0, 0.3, 0.0])))).__round__(6)
+        0.3
+    """
+    cos = (R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    vee = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    return torch.atan2(vee.norm(dim=-1) / 2, cos)
+
+
+def interpolate_poses(w2c_keys: torch.Tensor, key_times: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:
+    """Interpolate camera poses between keyframes (rotation slerp, camera-centre lerp).
+
+    Interpolation happens on camera-to-world poses: the camera centre moves on straight lines
+    between keyframe centres and the orientation rotates at constant angular speed. Query times
+    outside ``[key_times[0], key_times[-1]]`` are clamped to the end keyframes. Computed in float64.
+
+    Args:
+        w2c_keys: ``(K, 4, 4)`` keyframe world-to-camera matrices, ``K >= 1``.
+        key_times: ``(K,)`` strictly increasing keyframe times.
+        query_times: ``(N,)`` times to evaluate.
+
+    Returns:
+        ``(N, 4, 4)`` world-to-camera matrices, dtype of ``w2c_keys``.
+
+    Example:
+        >>> a = torch.eye(4); b = torch.eye(4); b[:3, 3] = torch.tensor([-2.0, 0.0, 0.0])
+        >>> out = interpolate_poses(torch.stack([a, b]), torch.tensor([0.0, 1.0]), torch.tensor([0.5, 3.0]))
+        >>> out[:, 0, 3]
+        tensor([-1., -2.])
+    """
+    dtype = w2c_keys.dtype
+    c2w = invert_se3(w2c_keys.double())
+    kt = key_times.to(torch.float64, copy=False).to(w2c_keys.device)
+    qt = query_times.to(torch.float64, copy=False).to(w2c_keys.device)
+    if c2w.shape[0] == 1:
+        return w2c_keys[:1].expand(qt.shape[0], 4, 4).clone()
+    qt = qt.clamp(kt[0], kt[-1])
+    hi = torch.searchsorted(kt, qt, right=True).clamp(1, kt.shape[0] - 1)
+    lo = hi - 1
+    u = ((qt - kt[lo]) / (kt[hi] - kt[lo])).clamp(0, 1)
+    quats = matrix_to_quaternion(c2w[:, :3, :3])
+    q = slerp(quats[lo], quats[hi], u)
+    centres = c2w[:, :3, 3]
+    c = centres[lo] + u[:, None] * (centres[hi] - centres[lo])
+    out = torch.zeros(qt.shape[0], 4, 4, dtype=torch.float64, device=w2c_keys.device)
+    out[:, :3, :3] = quaternion_to_matrix(q)
+    out[:, :3, 3] = c
+    out[:, 3, 3] = 1
+    return invert_se3(out).to(dtype)

@@ -1,0 +1,17 @@
+"""Geometry core: pure tensor functions, batched over frames (shapes in each docstring)."""
+
+from vnvs.geometry.control import CONTROL_CHANNELS, build_control_signal, split_control_signal
+from vnvs.geometry.projection import (depth_to_world, pixel_grid, project_points, relative_transform,
+                                      transform_points, unproject_depth)
+from vnvs.geometry.soft_splat import soft_splat
+from vnvs.geometry.splat import SplatResult, forward_splat, forward_splat_flow, random_keys
+from vnvs.geometry.visibility import covisibility
+from vnvs.geometry.warp import (backward_warp, correspondence_from_flow, denormalize_coords, flow_from_correspondence,
+                                normalize_coords)
+
+__all__ = [
+    "CONTROL_CHANNELS", "SplatResult", "backward_warp", "build_control_signal", "correspondence_from_flow",
+    "covisibility", "denormalize_coords", "depth_to_world", "flow_from_correspondence", "forward_splat",
+    "forward_splat_flow", "normalize_coords", "pixel_grid", "project_points", "random_keys", "relative_transform",
+    "soft_splat", "split_control_signal", "transform_points", "unproject_depth",
+]

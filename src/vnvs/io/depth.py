@@ -1,0 +1,227 @@
+"""Depth files: load ``.npy`` / ``.npz`` depth maps with checks, save them atomically.
+
+Depth is ``(T, H, W)`` float32 in scene units, > 0 where valid, with a ``(T, H, W)`` bool validity
+mask. The format is recognised from the file's bytes (NumPy ``.npy`` or ``.npz`` zip), not its
+name. Accepted ``.npz`` layouts: an array named ``depth`` or ``depths`` (MegaSaM), or a single
+array of any name; an optional ``valid`` or ``mask`` array marks valid pixels. Disparity
+(``disparity``, ``disp``, ``inverse_depth``) is refused unless asked for by ``key=``: it is not depth.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vnvs.errors import DepthError
+from vnvs.utils.atomic import atomic_path
+
+_DEPTH_KEYS = ("depth", "depths")
+_MASK_KEYS = ("valid", "mask")
+_DISPARITY_KEYS = ("disparity", "disp", "inverse_depth", "inv_depth")
+_FLOAT16_MAX = 65504.0
+
+
+@dataclass
+class DepthMaps:
+    """Per-frame depth with a validity mask."""
+
+    depth: torch.Tensor
+    """``(T, H, W)`` float32 in scene units; > 0 where ``valid``, 0 where not."""
+    valid: torch.Tensor
+    """``(T, H, W)`` bool, True where ``depth`` holds a usable value."""
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames ``T``."""
+        return int(self.depth.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)``."""
+        return (int(self.depth.shape[1]), int(self.depth.shape[2]))
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return f"{shape[0]} frames of {shape[1]}x{shape[2]}"
+
+
+def _read_arrays(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the depth array and the optional mask array stored in ``path``."""
+    if not path.exists():
+        raise DepthError(f"depth file {path} does not exist")
+    if path.is_dir():
+        raise DepthError(f"depth file {path} is a folder, not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DepthError(f"cannot read depth file {path}: {e.strerror or e}") from None
+    if not head:
+        raise DepthError(f"cannot read depth file {path}: the file is empty")
+    try:
+        if head.startswith(b"\x93NUMPY"):
+            if key is not None:
+                raise DepthError(f"depth file {path} is a .npy file and has no key {key!r}")
+            return np.load(path, allow_pickle=False), None
+        if head.startswith(b"PK"):
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.files)
+                if key is not None:
+                    if key not in names:
+                        raise DepthError(f"depth file {path} has no array {key!r} (it has {', '.join(names)})")
+                    name = key
+                else:
+                    name = next((k for k in _DEPTH_KEYS if k in names), None)
+                    others = [k for k in names if k not in _MASK_KEYS]
+                    if name is None and len(others) == 1 and others[0] not in _DISPARITY_KEYS:
+                        name = others[0]
+                    if name is None:
+                        disp = [k for k in names if k in _DISPARITY_KEYS]
+                        if disp:
+                            raise DepthError(
+                                f"depth file {path} holds {disp[0]!r}, not depth; convert it to depth "
+                                f"or pass key={disp[0]!r} to read it as depth anyway"
+                            )
+                        raise DepthError(
+                            f"depth file {path} has no 'depth' or 'depths' array (it has "
+                            f"{', '.join(names) or 'nothing'}); pass key= to choose one"
+                        )
+                mask_name = next((k for k in _MASK_KEYS if k in names and k != name), None)
+                return z[name], (z[mask_name] if mask_name else None)
+        raise DepthError(f"cannot read depth file {path}: not a NumPy .npy or .npz file")
+    except DepthError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        msg = " ".join(str(e).split()) or type(e).__name__
+        if "pickle" in msg:
+            msg = "it holds Python objects, not numbers"
+        raise DepthError(f"cannot read depth file {path}: {msg}") from None
+
+
+def _to_3d(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim == 4 and arr.shape[1] == 1:  # (T, 1, H, W), as torch code saves it
+        return arr[:, 0]
+    if arr.ndim == 4 and arr.shape[3] == 1:  # (T, H, W, 1)
+        return arr[..., 0]
+    if arr.ndim == 3:
+        return arr
+    raise DepthError(f"depth file {path} holds {what} of shape {tuple(arr.shape)}; expected (T, H, W) or (H, W)")
+
+
+def load_depth(
+    path: str | os.PathLike,
+    *,
+    num_frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    key: str | None = None,
+    allow_invalid: bool = False,
+) -> DepthMaps:
+    """Load depth maps from a ``.npy`` or ``.npz`` file and check them.
+
+    Args:
+        path: ``.npy`` holding ``(T, H, W)`` or ``(H, W)`` (one frame), or ``.npz`` (see module doc).
+        num_frames: expected ``T`` (e.g. the video's), checked when given.
+        size: expected ``(H, W)``, checked when given.
+        key: name of the depth array in an ``.npz``.
+        allow_invalid: mark non-finite and non-positive values invalid instead of raising.
+    Returns:
+        :class:`DepthMaps` with ``depth (T, H, W)`` float32 (0 where invalid) and ``valid (T, H, W)``.
+    Raises:
+        DepthError: missing/unreadable file, non-numeric data, wrong shape, a frame count or size
+            other than expected, or non-finite / non-positive values at pixels not marked invalid.
+    """
+    path = Path(path)
+    arr, mask = _read_arrays(path, key)
+    if arr.dtype.kind not in "fiu":
+        raise DepthError(f"depth file {path} holds {arr.dtype} values, not numbers")
+    arr = _to_3d(arr, path, "depth")
+    if num_frames is not None or size is not None:
+        exp_t = arr.shape[0] if num_frames is None else int(num_frames)
+        exp_hw = tuple(arr.shape[1:]) if size is None else tuple(int(s) for s in size)
+        if (exp_t, *exp_hw) != tuple(arr.shape):
+            raise DepthError(
+                f"depth file {path} holds {_shape_str(arr.shape)} but the video has "
+                f"{_shape_str((exp_t, *exp_hw))}"
+            )
+    depth = arr.astype(np.float32, copy=False)
+    finite = np.isfinite(depth)
+    with np.errstate(invalid="ignore"):
+        ok = finite & (depth > 0)
+
+    if mask is not None:
+        if mask.dtype.kind not in "biuf":
+            raise DepthError(f"depth file {path} has a mask of {mask.dtype} values, not booleans")
+        mask = _to_3d(mask, path, "a mask")
+        if mask.shape != depth.shape:
+            raise DepthError(
+                f"depth file {path} has a mask of shape {tuple(mask.shape)} but depth of shape {tuple(depth.shape)}"
+            )
+        valid = mask.astype(bool)
+    else:
+        valid = np.ones(depth.shape, dtype=bool)
+
+    bad = valid & ~ok
+    if bad.any() and not allow_invalid:
+        t = int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+        fb, ff = bad[t], finite[t]
+        kinds = [
+            (int((fb & np.isnan(depth[t])).sum()), "NaN"),
+            (int((fb & ~ff & ~np.isnan(depth[t])).sum()), "infinite"),
+            (int((fb & ff).sum()), "zero or negative"),
+        ]
+        what = " and ".join(f"{n} {k}" for n, k in kinds if n)
+        n_other = int(bad.sum()) - int(fb.sum())
+        more = f" (and {n_other} more in later frames)" if n_other else ""
+        raise DepthError(
+            f"depth file {path} has {what} values in frame {t}{more}; pass allow_invalid=True "
+            f"or store a 'valid' mask to mark them invalid"
+        )
+    valid &= ok
+    depth = np.where(valid, depth, np.float32(0.0)).astype(np.float32, copy=False)
+    return DepthMaps(torch.from_numpy(np.ascontiguousarray(depth)), torch.from_numpy(valid))
+
+
+def save_depth(
+    path: str | os.PathLike,
+    depth,
+    valid=None,
+    *,
+    dtype: str = "float32",
+) -> Path:
+    """Save depth maps as a compressed ``.npz`` (arrays ``depth`` and, when given, ``valid``); atomic.
+
+    Args:
+        path: output file (written in ``.npz`` format whatever its name).
+        depth: ``(T, H, W)`` or ``(H, W)``, torch or numpy.
+        valid: optional ``(T, H, W)`` bool mask.
+        dtype: ``"float32"`` or ``"float16"`` (half the size; ~3 significant digits, max 65504).
+    """
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
+    d = depth.detach().cpu().numpy() if isinstance(depth, torch.Tensor) else np.asarray(depth)
+    if d.ndim == 2:
+        d = d[None]
+    if d.ndim != 3:
+        raise ValueError(f"depth must be (T, H, W), got shape {d.shape}")
+    if dtype == "float16":
+        finite = d[np.isfinite(d)]
+        if finite.size and float(np.abs(finite).max()) > _FLOAT16_MAX:
+            raise ValueError(f"depth up to {float(np.abs(finite).max()):g} does not fit float16 (max 65504)")
+    arrays = {"depth": d.astype(dtype)}
+    if valid is not None:
+        v = valid.detach().cpu().numpy() if isinstance(valid, torch.Tensor) else np.asarray(valid)
+        v = v.reshape(d.shape) if v.size == d.size else v
+        if v.shape != d.shape:
+            raise ValueError(f"valid must have the shape of depth {d.shape}, got {v.shape}")
+        arrays["valid"] = v.astype(bool)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return Path(path)

@@ -1,0 +1,690 @@
+"""Video files: probe, read (whole or streamed in chunks), write (H.264 mp4), all through PyAV.
+
+Frames at the public boundary are ``(T, 3, H, W)`` float32 in [0, 1]; sizes are ``(height, width)``.
+
+Reading applies, per frame and in this order: the container's display rotation (phone videos come
+out upright), an optional resize, and an optional centre crop. The :class:`FrameTransform` returned
+with the frames records the resize factors and crop offsets, so intrinsics estimated on the source
+can be carried to the output with :meth:`FrameTransform.adapt_intrinsics`.
+
+Errors a user can cause (missing, empty, unreadable or truncated files) raise
+:class:`vnvs.errors.VideoError` with a one-line message naming the file; no PyAV traceback escapes.
+
+Writing goes through :func:`vnvs.utils.atomic.atomic_path`: the file appears only once complete.
+H.264 in yuv420p needs even sizes, so a frame with an odd height or width is padded by one row
+(bottom) or one column (right) that repeats the edge pixels; the written file is then up to one
+pixel larger than the frames (:func:`read_video` with ``size=`` and ``fit="crop"`` gets the
+original back).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Literal, Sequence
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from vnvs.errors import VideoError
+from vnvs.utils.atomic import atomic_path
+
+_FRAME_COUNT_SLACK = 2
+"""A file may decode up to this many frames fewer than its container declares without being called
+truncated: MP4 edit lists (common in camera files) make FFmpeg drop a frame or two at the start."""
+
+Fit = Literal["resize", "crop", "resize_crop"]
+_FITS = ("resize", "crop", "resize_crop")
+
+
+# --------------------------------------------------------------------------------------------------
+# Data types
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds, from its container (and a decode where the container is silent)."""
+
+    num_frames: int
+    """Number of frames: the container's count, or the decoded count where it gives none."""
+    fps: float
+    """Frames per second of the source."""
+    height: int
+    """Frame height in pixels as displayed (after the container's rotation)."""
+    width: int
+    """Frame width in pixels as displayed (after the container's rotation)."""
+    duration: float
+    """Duration in seconds (``num_frames / fps`` where the container gives none)."""
+    rotation: int = 0
+    """Counter-clockwise display rotation in degrees (0, 90, 180 or 270) that reading applies."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` as displayed."""
+        return (self.height, self.width)
+
+
+@dataclass(frozen=True)
+class FrameTransform:
+    """How output frames relate to source frames: a resize, then a centre crop.
+
+    A source pixel ``(x, y)`` lands at ``((x + 0.5) * scale_x - 0.5 - crop_left,
+    (y + 0.5) * scale_y - 0.5 - crop_top)`` in the output (pixel centres at integers).
+    """
+
+    source_size: tuple[int, int]
+    """``(H, W)`` of the source frames as displayed."""
+    resized_size: tuple[int, int]
+    """``(H, W)`` after the resize, before the crop (equals ``source_size`` without a resize)."""
+    crop_top: int
+    """Rows removed at the top by the centre crop, in resized pixels."""
+    crop_left: int
+    """Columns removed at the left by the centre crop, in resized pixels."""
+    size: tuple[int, int]
+    """``(H, W)`` of the output frames."""
+
+    @property
+    def scale_y(self) -> float:
+        """Vertical resize factor ``resized_H / source_H``."""
+        return self.resized_size[0] / self.source_size[0]
+
+    @property
+    def scale_x(self) -> float:
+        """Horizontal resize factor ``resized_W / source_W``."""
+        return self.resized_size[1] / self.source_size[1]
+
+    @property
+    def is_identity(self) -> bool:
+        """True when output frames are the source frames unchanged."""
+        return self.size == self.source_size and self.resized_size == self.source_size
+
+    def adapt_intrinsics(self, K: torch.Tensor) -> torch.Tensor:
+        """Carry intrinsics of the source frames to the output frames.
+
+        Args:
+            K: ``(..., 3, 3)`` intrinsics in source pixels.
+        Returns:
+            ``(..., 3, 3)`` intrinsics in output pixels.
+        """
+        K = K.clone()
+        sx, sy = self.scale_x, self.scale_y
+        K[..., 0, :] *= sx
+        K[..., 1, :] *= sy
+        # x -> (x + 0.5) s - 0.5 - left: the principal point takes the half-pixel shift and crop.
+        K[..., 0, 2] += 0.5 * sx - 0.5 - self.crop_left
+        K[..., 1, 2] += 0.5 * sy - 0.5 - self.crop_top
+        return K
+
+
+@dataclass
+class Video:
+    """Decoded frames and what it takes to relate them to the source file."""
+
+    frames: torch.Tensor
+    """``(T, 3, H, W)`` float32 in [0, 1]."""
+    fps: float
+    """Effective frame rate of ``frames``: source fps / stride."""
+    source_fps: float
+    """Frame rate of the source file."""
+    source_size: tuple[int, int]
+    """``(H, W)`` of the source frames as displayed."""
+    transform: FrameTransform
+    """Resize and crop applied to every frame."""
+    frame_indices: list[int]
+    """Source frame index of each output frame (``start + i * stride``)."""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of ``frames``."""
+        return (int(self.frames.shape[-2]), int(self.frames.shape[-1]))
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames ``T``."""
+        return int(self.frames.shape[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Opening and probing
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(f"video file {path} does not exist")
+    if path.is_dir():
+        raise VideoError(f"video file {path} is a folder, not a file")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise VideoError(f"cannot read video {path}: {e.strerror or e}") from None
+    if size == 0:
+        raise VideoError(f"cannot decode video {path}: the file is empty")
+
+
+def _open(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    """Open ``path`` for reading; return the container and its first video stream."""
+    _check_file(path)
+    try:
+        container = av.open(str(path), "r")
+    except av.FFmpegError as e:
+        raise VideoError(f"cannot decode video {path}: {_open_reason(path, e)}") from None
+    except OSError as e:
+        raise VideoError(f"cannot read video {path}: {e.strerror or e}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"cannot decode video {path}: no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _open_reason(path: Path, e: Exception) -> str:
+    """A short reason why FFmpeg could not open ``path``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        head = b""
+    if head[4:8] == b"ftyp":  # an MP4/MOV header without a readable index: cut-off download/copy
+        return "truncated MP4/MOV file (no readable index)"
+    return f"not a video file ({_ffmpeg_message(e)})"
+
+
+def _ffmpeg_message(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return " ".join(str(msg).split())  # one line
+
+
+def _stream_fps(stream: av.video.stream.VideoStream) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return float(rate)
+    return None
+
+
+def _declared_frames(stream: av.video.stream.VideoStream) -> int | None:
+    n = int(stream.frames or 0)
+    return n if n > 0 else None
+
+
+def _rotation_k(frame: av.VideoFrame) -> int:
+    """Number of counter-clockwise quarter turns the display matrix asks for."""
+    try:
+        rot = float(frame.rotation or 0)
+    except Exception:  # noqa: BLE001 - malformed side data: show the frame as stored
+        return 0
+    return int(round(rot / 90.0)) % 4
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's frame count, frame rate, size and duration.
+
+    The container's frame count is used where it has one; otherwise the frames are decoded (without
+    colour conversion) and counted. The size is as displayed, after the container's rotation.
+    """
+    path = Path(path)
+    container, stream = _open(path)
+    try:
+        declared = _declared_frames(stream)
+        first, count = None, 0
+        for frame in _decode(container, stream, path):
+            if first is None:
+                first = frame
+                if declared is not None:
+                    break
+            count += 1
+        if first is None:
+            raise VideoError(f"cannot decode video {path}: no decodable frames")
+        k = _rotation_k(first)
+        h, w = (first.height, first.width) if k % 2 == 0 else (first.width, first.height)
+        num_frames = declared if declared is not None else count
+        fps = _stream_fps(stream)
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        if fps is None:
+            if not duration:
+                raise VideoError(f"cannot decode video {path}: the frame rate is unknown")
+            fps = num_frames / duration
+        if not duration:
+            duration = num_frames / fps
+        return VideoInfo(num_frames, fps, h, w, duration, rotation=90 * k)
+    finally:
+        container.close()
+
+
+def _decode(container, stream, path: Path) -> Iterator[av.VideoFrame]:
+    """Yield decoded frames; decode failures become a one-line VideoError."""
+    count = 0
+    declared = _declared_frames(stream)
+    it = container.decode(stream)
+    while True:
+        try:
+            frame = next(it)
+        except StopIteration:
+            return
+        except (av.FFmpegError, OSError) as e:
+            reason = _ffmpeg_message(e)
+            if count == 0:
+                raise VideoError(
+                    f"cannot decode video {path}: no decodable frames, the data is truncated or "
+                    f"corrupt ({reason})"
+                ) from None
+            of = f" of {declared}" if declared else ""
+            raise VideoError(
+                f"cannot decode video {path}: truncated or corrupt: decoding failed after "
+                f"{count}{of} frames ({reason})"
+            ) from None
+        count += 1
+        yield frame
+
+
+# --------------------------------------------------------------------------------------------------
+# Output geometry
+
+
+def _round_multiple(x: float, m: int, mode: str) -> int:
+    if mode == "floor":
+        return max(m, int(x // m) * m)
+    return max(m, int(np.floor(x / m + 0.5)) * m)  # half up: 40 -> 48 for m = 16
+
+
+def plan_transform(
+    source_size: tuple[int, int],
+    size: int | tuple[int, int] | None = None,
+    *,
+    multiple: int = 1,
+    fit: Fit = "resize",
+) -> FrameTransform:
+    """Work out the resize and centre crop that turn ``source_size`` frames into the output.
+
+    Args:
+        source_size: ``(H, W)`` of the source frames.
+        size: ``(H, W)`` of the output, an int for the short side (the long side keeps the
+            aspect), or None for the source size.
+        multiple: the output height and width are rounded to a multiple of this (e.g. 16).
+        fit: ``"resize"`` resizes straight to the rounded size (the aspect may change slightly);
+            ``"crop"`` centre-crops without resampling (the size is rounded down, and must fit in
+            the source); ``"resize_crop"`` resizes keeping the aspect so the frame covers the
+            rounded size, then centre-crops.
+    Returns:
+        The :class:`FrameTransform`.
+    """
+    if fit not in _FITS:
+        raise VideoError(f"unknown fit {fit!r}; use one of {', '.join(_FITS)}")
+    if int(multiple) < 1:
+        raise VideoError(f"multiple must be a positive integer, got {multiple}")
+    multiple = int(multiple)
+    H0, W0 = int(source_size[0]), int(source_size[1])
+    if size is None:
+        th, tw = float(H0), float(W0)
+    elif isinstance(size, (int, np.integer)):
+        if size < 1:
+            raise VideoError(f"size must be positive, got {size}")
+        s = float(size) / min(H0, W0)
+        th, tw = (float(size), W0 * s) if H0 <= W0 else (H0 * s, float(size))
+    else:
+        if len(size) != 2 or min(size) < 1:
+            raise VideoError(f"size must be (height, width) with positive entries, got {tuple(size)}")
+        th, tw = float(size[0]), float(size[1])
+
+    if fit == "crop":
+        H, W = _round_multiple(th, multiple, "floor"), _round_multiple(tw, multiple, "floor")
+        if H > H0 or W > W0:
+            raise VideoError(
+                f"cannot crop {H0}x{W0} frames to {H}x{W}: the crop is larger than the frame "
+                f"(use fit='resize' or 'resize_crop')"
+            )
+        resized = (H0, W0)
+    elif fit == "resize":
+        H, W = _round_multiple(th, multiple, "round"), _round_multiple(tw, multiple, "round")
+        resized = (H, W)
+    else:  # resize_crop
+        H, W = _round_multiple(th, multiple, "round"), _round_multiple(tw, multiple, "round")
+        s = max(H / H0, W / W0)
+        resized = (max(H, int(round(H0 * s))), max(W, int(round(W0 * s))))
+    top, left = (resized[0] - H) // 2, (resized[1] - W) // 2
+    return FrameTransform((H0, W0), resized, top, left, (H, W))
+
+
+def _apply(img: np.ndarray, tf: FrameTransform) -> np.ndarray:
+    """Resize then crop one ``(H, W, 3)`` uint8 frame."""
+    if tf.resized_size != tf.source_size:
+        h, w = tf.resized_size
+        shrink = h * w < tf.source_size[0] * tf.source_size[1]
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if tf.size != tf.resized_size:
+        h, w = tf.size
+        img = img[tf.crop_top : tf.crop_top + h, tf.crop_left : tf.crop_left + w]
+    return img
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class _Reader:
+    """Decodes selected frames of one file as uint8 ``(H, W, 3)`` arrays, streaming."""
+
+    path: Path
+    stride: int = 1
+    max_frames: int | None = None
+    size: int | tuple[int, int] | None = None
+    multiple: int = 1
+    fit: Fit = "resize"
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.stride) < 1:
+            raise VideoError(f"stride must be a positive integer, got {self.stride}")
+        if self.max_frames is not None and int(self.max_frames) < 1:
+            raise VideoError(f"max_frames must be positive, got {self.max_frames}")
+        if int(self.start) < 0:
+            raise VideoError(f"start must be >= 0, got {self.start}")
+        if self.fit not in _FITS:
+            raise VideoError(f"unknown fit {self.fit!r}; use one of {', '.join(_FITS)}")
+        self.path = Path(self.path)
+        self.source_fps: float = 0.0
+        self.transform: FrameTransform | None = None
+        self.indices: list[int] = []
+
+    def frames(self) -> Iterator[np.ndarray]:
+        container, stream = _open(self.path)
+        try:
+            declared = _declared_frames(stream)
+            fps = _stream_fps(stream)
+            self.source_fps = fps if fps is not None else 30.0
+            n_out, decoded, rot_k = 0, 0, 0
+            src_hw: tuple[int, int] | None = None
+            for i, frame in enumerate(_decode(container, stream, self.path)):
+                decoded = i + 1
+                if i < self.start or (i - self.start) % self.stride:
+                    continue  # skipped frames are decoded (codec needs them) but not converted
+                if src_hw is None:
+                    src_hw = (frame.height, frame.width)
+                    rot_k = _rotation_k(frame)
+                    disp = src_hw if rot_k % 2 == 0 else src_hw[::-1]
+                    self.transform = plan_transform(disp, self.size, multiple=self.multiple, fit=self.fit)
+                if (frame.height, frame.width) != src_hw:  # mid-stream size change: keep the first
+                    img = frame.to_ndarray(format="rgb24", width=src_hw[1], height=src_hw[0])
+                else:
+                    img = frame.to_ndarray(format="rgb24")
+                if rot_k:
+                    img = np.rot90(img, rot_k)
+                img = np.ascontiguousarray(_apply(img, self.transform))
+                self.indices.append(i)
+                yield img
+                n_out += 1
+                if self.max_frames is not None and n_out >= self.max_frames:
+                    return
+            if decoded == 0:
+                raise VideoError(f"cannot decode video {self.path}: no decodable frames")
+            if declared is not None and decoded < declared - _FRAME_COUNT_SLACK:
+                raise VideoError(
+                    f"cannot decode video {self.path}: truncated: decoded {decoded} of {declared} frames"
+                )
+            if n_out == 0:
+                raise VideoError(
+                    f"video {self.path} has {decoded} frames, none at or after start={self.start}"
+                )
+        finally:
+            container.close()
+
+
+def _to_float(frames: Sequence[np.ndarray], out: torch.Tensor | None = None) -> torch.Tensor:
+    """Stack ``(H, W, 3)`` uint8 frames into ``(T, 3, H, W)`` float32 in [0, 1]."""
+    arr = torch.from_numpy(np.stack(frames))  # (T, H, W, 3) uint8
+    res = arr.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    if out is not None:
+        out.copy_(res)
+        return out
+    return res.contiguous()
+
+
+def read_video(
+    path: str | os.PathLike,
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    multiple: int = 1,
+    fit: Fit = "resize",
+    start: int = 0,
+) -> Video:
+    """Decode a video file into ``(T, 3, H, W)`` float32 frames in [0, 1].
+
+    Args:
+        path: the video file (anything FFmpeg reads: mp4, mov, mkv, webm, ...).
+        stride: keep every ``stride``-th frame from ``start`` (skipped frames are not converted).
+        max_frames: keep at most this many frames (after the stride).
+        size: ``(H, W)`` of the output, an int for the short side keeping the aspect, or None.
+        multiple: round the output height and width to a multiple of this (e.g. 16).
+        fit: ``"resize"``, ``"crop"`` or ``"resize_crop"`` (see :func:`plan_transform`).
+        start: index of the first source frame to keep.
+    Returns:
+        A :class:`Video`; ``fps`` is the source rate divided by ``stride``.
+    Raises:
+        VideoError: the file is missing, not a video, empty or truncated, or the options do not fit.
+    """
+    reader = _Reader(Path(path), stride, max_frames, size, multiple, fit, start)
+    chunks: list[np.ndarray] = list(reader.frames())  # uint8: 4x smaller than the float result
+    frames = torch.empty((len(chunks), 3, *chunks[0].shape[:2]), dtype=torch.float32)
+    for i in range(0, len(chunks), 64):  # convert in blocks: peak memory ~ output + uint8 frames
+        _to_float(chunks[i : i + 64], out=frames[i : i + 64])
+    del chunks
+    assert reader.transform is not None
+    return Video(
+        frames=frames,
+        fps=reader.source_fps / reader.stride,
+        source_fps=reader.source_fps,
+        source_size=reader.transform.source_size,
+        transform=reader.transform,
+        frame_indices=reader.indices,
+    )
+
+
+def iter_video_chunks(
+    path: str | os.PathLike,
+    chunk_size: int,
+    *,
+    stride: int = 1,
+    max_frames: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    multiple: int = 1,
+    fit: Fit = "resize",
+    start: int = 0,
+) -> Iterator[torch.Tensor]:
+    """Decode a video in chunks of ``chunk_size`` frames; memory does not grow with its length.
+
+    Takes the options of :func:`read_video`. Yields ``(t, 3, H, W)`` float32 tensors in [0, 1],
+    ``t == chunk_size`` except possibly for the last; their concatenation equals
+    ``read_video(path, ...).frames``. Errors (including truncation, found at the end) are raised
+    when reached, so earlier chunks may already have been yielded.
+    """
+    if int(chunk_size) < 1:
+        raise VideoError(f"chunk_size must be positive, got {chunk_size}")
+    reader = _Reader(Path(path), stride, max_frames, size, multiple, fit, start)
+    buf: list[np.ndarray] = []
+    for img in reader.frames():
+        buf.append(img)
+        if len(buf) == chunk_size:
+            yield _to_float(buf)
+            buf = []
+    if buf:
+        yield _to_float(buf)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _to_uint8_hwc(frames, what: str = "frames") -> np.ndarray:
+    """``(T, 3, H, W)`` or ``(3, H, W)`` float [0, 1] / uint8, torch or numpy -> ``(T, H, W, 3)`` uint8."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(frames)
+    if not isinstance(frames, torch.Tensor):
+        raise TypeError(f"{what} must be a torch tensor or numpy array, got {type(frames).__name__}")
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise ValueError(f"{what} must be (T, 3, H, W), got shape {tuple(frames.shape)}")
+    frames = frames.detach().cpu()
+    if frames.dtype != torch.uint8:
+        if not frames.is_floating_point():
+            raise ValueError(f"{what} must be float in [0, 1] or uint8, got {frames.dtype}")
+        frames = frames.float().nan_to_num(0.0).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    return frames.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _fps_fraction(fps: float) -> Fraction:
+    return Fraction(float(fps)).limit_denominator(1001)
+
+
+class VideoWriter:
+    """Streaming H.264 (libx264, yuv420p) writer; the file appears only when closed cleanly.
+
+    Frames with an odd height or width are padded to even by repeating the last row / column.
+
+    Example:
+        >>> with VideoWriter("out.mp4", fps=24) as w:  # doctest: +SKIP
+        ...     for chunk in chunks:
+        ...         w.write(chunk)  # (t, 3, H, W) float in [0, 1] or uint8
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, fps: float, *, crf: int = 18, preset: str = "medium"
+    ) -> None:
+        """Args: path (.mp4/.mov/.mkv), fps (> 0), crf (0 = lossless .. 51), x264 preset."""
+        self.path = Path(path)
+        if not (np.isfinite(fps) and fps > 0):
+            raise VideoError(f"cannot write video {self.path}: fps must be positive, got {fps}")
+        if not 0 <= int(crf) <= 51:
+            raise VideoError(f"cannot write video {self.path}: crf must be in 0..51, got {crf}")
+        self.fps, self.crf, self.preset = float(fps), int(crf), preset
+        self.size: tuple[int, int] | None = None
+        """``(H, W)`` of the frames written (before padding to even)."""
+        self.num_frames = 0
+        """Frames written so far."""
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._container = None
+        self._stream = None
+        self._done = False
+        try:
+            options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+            self._container = av.open(str(self._tmp), "w", options=options)
+        except (av.FFmpegError, ValueError) as e:
+            self._abort(e)
+            raise VideoError(f"cannot write video {self.path}: {_ffmpeg_message(e)}") from None
+        except BaseException as e:
+            self._abort(e)
+            raise
+
+    def write(self, frames) -> None:
+        """Append ``(t, 3, H, W)`` (or one ``(3, H, W)``) float [0, 1] or uint8 frames."""
+        if self._done:
+            raise RuntimeError(f"VideoWriter for {self.path} is already closed")
+        try:
+            arr = _to_uint8_hwc(frames)
+            h, w = arr.shape[1:3]
+            if self.size is None:
+                self._start(h, w)
+            elif (h, w) != self.size:
+                raise ValueError(f"frame size {h}x{w} differs from the first frames' {self.size[0]}x{self.size[1]}")
+            if h % 2 or w % 2:
+                arr = np.pad(arr, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            for img in arr:
+                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+                frame.pts = self.num_frames
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+                self.num_frames += 1
+        except av.FFmpegError as e:
+            self._abort(e)
+            raise VideoError(f"cannot write video {self.path}: {_ffmpeg_message(e)}") from None
+        except BaseException as e:
+            self._abort(e)
+            raise
+
+    def _start(self, h: int, w: int) -> None:
+        self.size = (h, w)
+        rate = _fps_fraction(self.fps)
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = w + w % 2, h + h % 2
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = 1 / rate
+        stream.codec_context.time_base = 1 / rate
+        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        self._stream = stream
+
+    def close(self) -> None:
+        """Flush the encoder, close the file and move it into place."""
+        if self._done:
+            return
+        try:
+            if self._stream is None:
+                raise VideoError(f"cannot write video {self.path}: no frames were written")
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
+        except av.FFmpegError as e:
+            self._abort(e)
+            raise VideoError(f"cannot write video {self.path}: {_ffmpeg_message(e)}") from None
+        except BaseException as e:
+            self._abort(e)
+            raise
+        self._done = True
+        self._atomic.__exit__(None, None, None)  # renames the temporary file to ``path``
+
+    def _abort(self, exc: BaseException) -> None:
+        """Close whatever is open and remove the temporary file."""
+        if self._done:
+            return
+        self._done = True
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - already failing; the original error matters
+                pass
+            self._container = None
+        try:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+        except BaseException:  # noqa: BLE001 - atomic_path re-raises ``exc``; callers raise it
+            pass
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._abort(exc)
+
+
+def write_video(path: str | os.PathLike, frames, fps: float, *, crf: int = 18, preset: str = "medium") -> Path:
+    """Write frames as an H.264 (yuv420p) video; atomic.
+
+    Args:
+        path: output file (.mp4 recommended).
+        frames: ``(T, 3, H, W)`` float in [0, 1] or uint8, torch or numpy. Odd sizes are padded to
+            even by edge replication (right column / bottom row).
+        fps: frames per second.
+        crf: x264 quality (0 lossless, 18 visually lossless, 23 default).
+    Returns:
+        ``path``.
+    """
+    if getattr(frames, "ndim", None) != 4:
+        raise ValueError(f"frames must be (T, 3, H, W), got shape {tuple(getattr(frames, 'shape', ()))}")
+    with VideoWriter(path, fps, crf=crf, preset=preset) as writer:
+        for i in range(0, frames.shape[0], 32):  # blocks: the uint8 copy never holds the whole video
+            writer.write(frames[i : i + 32])
+    return Path(path)
