@@ -29,7 +29,7 @@ def test_json_round_trip(tmp_path):
     assert doc["format"] == "vnvs-trajectory" and doc["version"] == 1 and doc["convention"] == "opencv-w2c"
     assert doc["frames"][0]["time"] == 2 and len(doc["frames"][0]["w2c"]) == 4
     back = Trajectory.load(path)
-    assert torch.allclose(back.w2c, traj.w2c) and torch.allclose(back.K, traj.K)
+    assert torch.equal(back.w2c, traj.w2c) and torch.equal(back.K, traj.K)  # float32 values survive exactly
     assert torch.equal(back.time_index, traj.time_index) and back.meta == {"note": "x"}
     assert "time" not in trajectory().to_dict()["frames"][0]
     assert Trajectory.from_dict(trajectory().to_dict()).time_index is None
@@ -173,6 +173,9 @@ def test_resolve_files(tmp_path):
 
 
 def test_resolve_rejects_unknown_files(tmp_path):
+    trajectory(times=torch.tensor([0, 1, 9, 2])).save(tmp_path / "late.json")
+    with pytest.raises(TrajectoryError, match="frame time 9 is beyond the video's last frame 5"):
+        resolve_trajectory(tmp_path / "late.json", source(), 3.0)
     (tmp_path / "x.json").write_text('{"format": "something"}')
     with pytest.raises(TrajectoryError, match="format must be 'vnvs-trajectory'"):
         resolve_trajectory(tmp_path / "x.json", source(), 3.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, replace
 
 import torch
@@ -141,8 +142,9 @@ class Cameras:
 
     def __getitem__(self, index: int | slice | torch.Tensor) -> "Cameras":
         """Select cameras by index, slice, index tensor or boolean mask (an int keeps the batch dim)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1) if index != -1 else slice(-1, None)
+        if not isinstance(index, (slice, torch.Tensor)) and hasattr(index, "__index__"):
+            i = operator.index(index)
+            index = slice(i, i + 1) if i != -1 else slice(-1, None)
         return replace(self, w2c=self.w2c[index], K=self.K[index])
 
     def to(self, device: torch.device | str) -> "Cameras":

@@ -96,8 +96,8 @@ def read_transforms_json(path: str | os.PathLike, default_size: tuple[int, int] 
             if default_size is None:
                 raise TrajectoryError(f"{path}: frame {i} has no image size (w, h)")
             h, w = default_size
-        w, h = int(w), int(h)
         try:
+            w, h = int(w), int(h)
             if get("fl_x") is not None:
                 fx = float(get("fl_x"))
                 fy = float(get("fl_y")) if get("fl_y") is not None else fx
@@ -109,7 +109,7 @@ def read_transforms_json(path: str | os.PathLike, default_size: tuple[int, int] 
             cx = float(get("cx")) if get("cx") is not None else w / 2.0
             cy = float(get("cy")) if get("cy") is not None else h / 2.0
         except (TypeError, ValueError):
-            raise TrajectoryError(f"{path}: frame {i} has a non-numeric intrinsic") from None
+            raise TrajectoryError(f"{path}: frame {i} has a non-numeric intrinsic or image size") from None
         distorted |= any(float(get(k) or 0.0) != 0.0 for k in ("k1", "k2", "k3", "k4", "p1", "p2"))
         c2ws.append(m @ OPENGL_TO_OPENCV)
         Ks.append(_K(fx, fy, cx - 0.5, cy - 0.5))
@@ -290,7 +290,10 @@ def read_megasam_npz(path: str | os.PathLike, default_size: tuple[int, int] | No
     if K.shape != (n, 3, 3):
         raise TrajectoryError(f"{path}: {key} must be (3, 3) or ({n}, 3, 3), got {tuple(K.shape)}")
     if "height" in arrays and "width" in arrays:
-        h, w = int(arrays["height"]), int(arrays["width"])
+        try:
+            h, w = int(arrays["height"]), int(arrays["width"])
+        except (TypeError, ValueError):
+            raise TrajectoryError(f"{path}: height and width must be integer scalars") from None
     elif "depths" in arrays and arrays["depths"].ndim >= 2:
         h, w = arrays["depths"].shape[-2:]
     elif "images" in arrays and arrays["images"].ndim == 4:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vnvs.cameras.camera import Cameras, scale_intrinsics
@@ -113,8 +114,8 @@ class Trajectory:
     def to_dict(self) -> dict[str, Any]:
         """The versioned JSON document (see ``docs/trajectories.md``)."""
         frames = []
-        w2c = self.w2c.detach().double().cpu().tolist()
-        K = self.K.detach().double().cpu().tolist()
+        w2c = _short_floats(self.w2c)
+        K = _short_floats(self.K)
         for i in range(len(self)):
             frame: dict[str, Any] = {"w2c": w2c[i], "K": K[i]}
             if self.time_index is not None:
@@ -210,24 +211,37 @@ def validate_cameras(w2c: torch.Tensor, K: torch.Tensor, what: str = "frame") ->
         K: ``(N, 3, 3)`` intrinsics.
         what: noun used in messages (``"frame"``, ``"image"``).
     """
-    w2c = w2c.double()
-    K = K.double()
-    for i in range(w2c.shape[0]):
-        M, k = w2c[i], K[i]
-        if not torch.isfinite(M).all():
-            raise TrajectoryError(f"{what} {i}: w2c has non-finite values")
-        if not torch.isfinite(k).all():
-            raise TrajectoryError(f"{what} {i}: K has non-finite values")
-        if (M[3] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=M.dtype)).abs().max() > 1e-6:
-            raise TrajectoryError(f"{what} {i}: w2c last row must be [0, 0, 0, 1]")
-        R = M[:3, :3]
-        err = (R.T @ R - torch.eye(3, dtype=R.dtype)).abs().max().item()
-        if err > ROTATION_TOL or torch.linalg.det(R) <= 0:
-            raise TrajectoryError(f"{what} {i}: w2c rotation is not orthonormal with det +1 (error {err:.2g})")
-        if not (k[0, 0] > 0 and k[1, 1] > 0):
-            raise TrajectoryError(f"{what} {i}: K focal lengths must be > 0, got fx={k[0, 0].item():g} fy={k[1, 1].item():g}")
-        if k[1, 0] != 0 or (k[2] - torch.tensor([0.0, 0.0, 1.0], dtype=k.dtype)).abs().max() > 1e-9:
-            raise TrajectoryError(f"{what} {i}: K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
+    w2c, K = w2c.double().cpu(), K.double().cpu()
+    n = w2c.shape[0]
+    R = w2c[:, :3, :3]
+    orth = (R.transpose(-1, -2) @ R - torch.eye(3, dtype=R.dtype)).abs().amax(dim=(-1, -2))
+    checks = [
+        (~torch.isfinite(w2c).flatten(1).all(1), lambda i: "w2c has non-finite values"),
+        (~torch.isfinite(K).flatten(1).all(1), lambda i: "K has non-finite values"),
+        ((w2c[:, 3] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=w2c.dtype)).abs().amax(-1) > 1e-6, lambda i: "w2c last row must be [0, 0, 0, 1]"),
+        (
+            (orth > ROTATION_TOL) | (torch.linalg.det(R) <= 0),
+            lambda i: f"w2c rotation is not orthonormal with det +1 (error {orth[i].item():.2g})",
+        ),
+        (
+            ~((K[:, 0, 0] > 0) & (K[:, 1, 1] > 0)),
+            lambda i: f"K focal lengths must be > 0, got fx={K[i, 0, 0].item():g} fy={K[i, 1, 1].item():g}",
+        ),
+        (
+            (K[:, 1, 0] != 0) | ((K[:, 2] - torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype)).abs().amax(-1) > 1e-9),
+            lambda i: "K must be [[fx, s, cx], [0, fy, cy], [0, 0, 1]]",
+        ),
+    ]
+    bad = [(int(torch.nonzero(mask)[0]), j) for j, (mask, _) in enumerate(checks) if n and mask.any()]
+    if bad:
+        i, j = min(bad)
+        raise TrajectoryError(f"{what} {i}: {checks[j][1](i)}")
+
+
+def _short_floats(t: torch.Tensor) -> list:
+    """Nested lists of the shortest decimals that read back to the same float32 values."""
+    flat = [float(str(np.float32(x))) for x in t.detach().float().cpu().flatten().tolist()]
+    return np.asarray(flat, dtype=np.float64).reshape(tuple(t.shape)).tolist()
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -321,6 +335,8 @@ def resolve_trajectory(
     traj.meta.setdefault("kind", kind)
     if size == "source" and (traj.height, traj.width) != (source.height, source.width):
         traj = traj.resize(source.height, source.width)
+    if traj.time_index is not None and int(traj.time_index.max()) >= len(source):
+        raise TrajectoryError(f"{text}: frame time {int(traj.time_index.max())} is beyond the video's last frame {len(source) - 1}")
     if len(traj) != n_out:
         traj = traj.resample(n_out)
     return traj

@@ -4,7 +4,7 @@ from vnvs.geometry.control import CONTROL_CHANNELS, build_control_signal, split_
 from vnvs.geometry.projection import (depth_to_world, pixel_grid, project_points, relative_transform,
                                       transform_points, unproject_depth)
 from vnvs.geometry.soft_splat import soft_splat
-from vnvs.geometry.splat import SplatResult, forward_splat, forward_splat_flow, random_keys
+from vnvs.geometry.splat import SplatResult, forward_splat, forward_splat_flow, project_depth_to_pixels, random_keys
 from vnvs.geometry.visibility import covisibility
 from vnvs.geometry.warp import (backward_warp, correspondence_from_flow, denormalize_coords, flow_from_correspondence,
                                 normalize_coords)
@@ -12,6 +12,6 @@ from vnvs.geometry.warp import (backward_warp, correspondence_from_flow, denorma
 __all__ = [
     "CONTROL_CHANNELS", "SplatResult", "backward_warp", "build_control_signal", "correspondence_from_flow",
     "covisibility", "denormalize_coords", "depth_to_world", "flow_from_correspondence", "forward_splat",
-    "forward_splat_flow", "normalize_coords", "pixel_grid", "project_points", "random_keys", "relative_transform",
+    "forward_splat_flow", "normalize_coords", "pixel_grid", "project_depth_to_pixels", "project_points", "random_keys", "relative_transform",
     "soft_splat", "split_control_signal", "transform_points", "unproject_depth",
 ]

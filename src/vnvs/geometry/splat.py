@@ -95,6 +95,23 @@ def _project_depth_reference(depth: torch.Tensor, Kinv: torch.Tensor, R: torch.T
     return ut, vt, qz
 
 
+def project_depth_to_pixels(depth: torch.Tensor, K_src: torch.Tensor, w2c_src: torch.Tensor, K_tgt: torch.Tensor,
+                            w2c_tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nearest target pixel and target depth of every source pixel, exactly as the splat computes them.
+
+    Args:
+        depth: ``(T, H, W)`` source depth.
+        K_src, w2c_src, K_tgt, w2c_tgt: ``(T, 3, 3)`` / ``(T, 4, 4)`` cameras.
+
+    Returns:
+        ``x``, ``y`` ``(T, H, W)`` float64 rounded target pixel coordinates and ``z`` ``(T, H, W)``
+        float64 target depth (points behind the camera have ``z <= 0``).
+    """
+    T, H, W = depth.shape
+    ut, vt, qz = _project_depth_reference(depth, *_camera_terms(K_src, w2c_src, K_tgt, w2c_tgt))
+    return ut.reshape(T, H, W), vt.reshape(T, H, W), qz.reshape(T, H, W)
+
+
 def _camera_terms(K_src, w2c_src, K_tgt, w2c_tgt):
     rel = relative_transform(w2c_src.to(torch.float64), w2c_tgt.to(torch.float64))
     Kinv = torch.linalg.inv(K_src.to(torch.float64))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vnvs.geometry.projection import project_points, relative_transform, transform_points, unproject_depth
-from vnvs.geometry.splat import forward_splat
+from vnvs.geometry.splat import forward_splat, project_depth_to_pixels
 
 
 def covisibility(
@@ -47,10 +46,7 @@ def covisibility(
     if size_b is None:
         size_b = tuple(depth_b.shape[-2:]) if depth_b is not None else (H, W)
     Hb, Wb = size_b
-    pts = transform_points(relative_transform(w2c_a, w2c_b), unproject_depth(depth_a.float(), K_a.float()))
-    uv, z = project_points(pts, K_b.float())
-    xi = torch.floor(uv[..., 0] + 0.5)
-    yi = torch.floor(uv[..., 1] + 0.5)
+    xi, yi, z = project_depth_to_pixels(depth_a, K_a, w2c_a, K_b, w2c_b)
     ok = torch.isfinite(z) & (z > 1e-4) & (depth_a > 0) & (xi >= 0) & (yi >= 0) & (xi < Wb) & (yi < Hb)
     if valid_a is not None:
         ok &= valid_a
@@ -59,4 +55,4 @@ def covisibility(
                                 valid=valid_a).depth
     lin = torch.where(ok, yi * Wb + xi, torch.zeros_like(xi)).long().reshape(T, -1)
     zb = torch.gather(depth_b.reshape(T, -1).float(), 1, lin).reshape(T, H, W)
-    return ok & (zb > 0) & (z <= zb * (1 + rel_tol))
+    return ok & (zb > 0) & (z <= zb.double() * (1 + rel_tol))

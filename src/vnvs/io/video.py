@@ -440,12 +440,10 @@ class _Reader:
 
 def _to_float(frames: Sequence[np.ndarray], out: torch.Tensor | None = None) -> torch.Tensor:
     """Stack ``(H, W, 3)`` uint8 frames into ``(T, 3, H, W)`` float32 in [0, 1]."""
-    arr = torch.from_numpy(np.stack(frames))  # (T, H, W, 3) uint8
-    res = arr.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
-    if out is not None:
-        out.copy_(res)
-        return out
-    return res.contiguous()
+    arr = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8 view
+    if out is None:
+        out = torch.empty(arr.shape, dtype=torch.float32)
+    return out.copy_(arr).div_(255.0)  # one cast-and-transpose pass, then in place
 
 
 def read_video(
@@ -510,7 +508,11 @@ def iter_video_chunks(
     """
     if int(chunk_size) < 1:
         raise VideoError(f"chunk_size must be positive, got {chunk_size}")
-    reader = _Reader(Path(path), stride, max_frames, size, multiple, fit, start)
+    reader = _Reader(Path(path), stride, max_frames, size, multiple, fit, start)  # checks options now
+    return _chunks(reader, int(chunk_size))
+
+
+def _chunks(reader: _Reader, chunk_size: int) -> Iterator[torch.Tensor]:
     buf: list[np.ndarray] = []
     for img in reader.frames():
         buf.append(img)
