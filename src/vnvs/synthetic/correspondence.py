@@ -7,7 +7,7 @@ its instance's local frame. The point is moved to the source time ``t_s`` with i
 It is *visible* in the source when
 
 1. ``z > 0`` (in front of the source camera),
-2. ``0 <= u <= W_s - 1`` and ``0 <= v <= H_s - 1`` (inside the span of source pixel centres, where
+2. ``0 <= u <= W_s - 1`` and ``0 <= v <= H_s - 1`` (up to 1e-3 px of float slack, then clamped; inside the span of source pixel centres, where
    bilinear sampling with ``align_corners=True`` is defined), and
 3. it is not occluded there:
 
@@ -87,10 +87,13 @@ def correspondence(scene: Scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_
     world = scene.transform_points(tgt.local_points, tgt.instance, src_times)
     uv, z = project_points(world, src_w2c, src_K)
     u, v = uv[:, 0], uv[:, 1]
-    inside = (z > 1e-6) & (u >= 0) & (u <= Ws - 1) & (v >= 0) & (v <= Hs - 1)
+    eps = 1e-3  # float slack: a pixel-centre point of the border row must stay inside
+    inside = (z > 1e-6) & (u >= -eps) & (u <= Ws - 1 + eps) & (v >= -eps) & (v <= Hs - 1 + eps)
+    uv = torch.stack([u.clamp(0, Ws - 1), v.clamp(0, Hs - 1)], 1)
+    u, v = uv[:, 0], uv[:, 1]
     if visibility == "exact":
         tol = 1e-3 if rtol is None else rtol
-        pix = torch.stack([u.clamp(0, Ws - 1), v.clamp(0, Hs - 1)], -1).reshape(N, -1, 2)
+        pix = uv.permute(0, 2, 3, 1).reshape(N, -1, 2)
         d_s, i_s, *_ = cast_pixels(scene, src_w2c, src_K, pix, src_times)
         d_s, i_s = d_s.reshape(N, height, width), i_s.reshape(N, height, width)
     else:

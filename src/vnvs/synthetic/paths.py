@@ -169,6 +169,8 @@ def render_grid(scene: Scene, view_w2c, view_K, times, height: int, width: int) 
 
 
 def look_at_depth(scene: Scene, video: SourceVideo) -> float:
-    """Median depth of a source video (the depth of the look-at point for target trajectories)."""
-    H, W = video.depth.shape[-2:]
+    """Median depth of a source video (the depth of the look-at point for target trajectories).
+
+    ``scene`` is unused (kept for symmetry with :meth:`Scene.median_depth`, which renders the depth
+    itself for any cameras)."""
     return float(video.depth.median())

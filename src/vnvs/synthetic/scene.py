@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -129,6 +129,17 @@ class Scene:
     def static(self) -> bool:
         return bool((self.amplitudes == 0).all() and (self.rot_speeds == 0).all())
 
+    def select(self, objects) -> "Scene":
+        """A copy holding only the given objects (0-based object indices; their instance ids
+        become ``1..len(objects)`` in the given order). Useful to build controlled test cases."""
+        idx = torch.as_tensor(list(objects), dtype=torch.int64).reshape(-1)
+        return replace(
+            self, kinds=self.kinds[idx], sizes=self.sizes[idx], centers=self.centers[idx],
+            amplitudes=self.amplitudes[idx], frequencies=self.frequencies[idx], phases=self.phases[idx],
+            rot_axes=self.rot_axes[idx], rot_speeds=self.rot_speeds[idx], rot0=self.rot0[idx],
+            textures=torch.cat([self.textures[:1], self.textures[1:][idx]]),
+        )
+
     def poses(self, times: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
         """Object poses at the given times.
 
@@ -198,7 +209,7 @@ class Scene:
 def _palette(rng: np.random.Generator, muted: bool) -> np.ndarray:
     h = rng.uniform()
     if muted:
-        sat, val = rng.uniform(0.2, 0.45), rng.uniform(0.55, 0.85)
+        sat, val = rng.uniform(0.3, 0.55), rng.uniform(0.6, 0.9)
     else:
         sat, val = rng.uniform(0.55, 0.9), rng.uniform(0.7, 0.98)
     h2 = (h + rng.uniform(0.25, 0.6)) % 1.0

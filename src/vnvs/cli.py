@@ -1,0 +1,141 @@
+"""The ``vnvs`` command.
+
+Every subcommand reports user errors (bad files, malformed trajectories, impossible options) as one
+line ``error: ...`` on stderr with exit code 2, and never leaves a partial output file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vnvs import __version__
+from vnvs.errors import VnvsError
+
+EXIT_USER_ERROR = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_trajectory_args(p: argparse.ArgumentParser, default: str | None = "orbit:30") -> None:
+    from vnvs.cameras.presets import PRESETS
+
+    names = ", ".join(PRESETS)
+    p.add_argument("--trajectory", "-t", default=default, required=default is None,
+                   help=f"preset NAME:PARAMS ({names}; combine with '+') or a trajectory file "
+                        "(vnvs JSON, transforms.json, COLMAP text folder, MegaSaM .npz, TrajectoryCrafter .txt)"
+                        + (f"; default {default}" if default else ""))
+    p.add_argument("--mode", choices=["gradual", "direct"], default="gradual",
+                   help="gradual: reach the full offset at the last frame; direct: full offset from the first frame")
+
+
+def _generator_arg(p: argparse.ArgumentParser) -> None:
+    from vnvs.generators import DEFAULT_GENERATOR, GENERATORS
+
+    p.add_argument("--generator", "-g", default=DEFAULT_GENERATOR,
+                   help=f"what fills disoccluded regions: {', '.join(GENERATORS)} (default {DEFAULT_GENERATOR})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vnvs", description="Re-render monocular videos from new camera paths.")
+    parser.add_argument("--version", action="version", version=f"vnvs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the whole pipeline offline on a procedural scene with ground truth")
+    p.add_argument("--output", "-o", type=Path, default=Path("vnvs_demo"), help="output folder (default vnvs_demo)")
+    p.add_argument("--seed", type=int, default=0, help="scene and generator seed (default 0)")
+    p.add_argument("--frames", type=_positive_int, default=49, help="number of frames (default 49)")
+    p.add_argument("--size", type=_positive_int, default=256, help="frame height and width (default 256)")
+    _add_trajectory_args(p)
+    _generator_arg(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("render", help="re-render a video along a trajectory, given its depth")
+    p.add_argument("video", type=Path, help="input video")
+    p.add_argument("--depth", "-d", type=Path, required=True, help="depth file (.npy/.npz), one map per frame")
+    p.add_argument("--output", "-o", type=Path, default=Path("vnvs_render"), help="output folder (default vnvs_render)")
+    p.add_argument("--fov", type=float, default=60.0, help="source horizontal field of view in degrees (default 60)")
+    p.add_argument("--stride", type=_positive_int, default=1, help="use every N-th frame")
+    p.add_argument("--max-frames", type=_positive_int, default=None, help="use at most N frames")
+    p.add_argument("--size", type=_positive_int, default=None, help="resize so the shorter side is N pixels")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    _add_trajectory_args(p)
+    _generator_arg(p)
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("trajectory", help="write a preset or convert a camera file to a vnvs trajectory JSON")
+    p.add_argument("spec", help="preset NAME:PARAMS or a camera/trajectory file")
+    p.add_argument("--output", "-o", type=Path, required=True, help="trajectory JSON to write")
+    p.add_argument("--frames", type=_positive_int, default=49, help="number of frames (default 49)")
+    p.add_argument("--height", type=_positive_int, default=480, help="image height for presets (default 480)")
+    p.add_argument("--width", type=_positive_int, default=480, help="image width for presets (default 480)")
+    p.add_argument("--fov", type=float, default=60.0, help="source field of view for presets (default 60)")
+    p.add_argument("--depth", type=float, default=1.0, help="look-at distance for presets (default 1)")
+    p.add_argument("--mode", choices=["gradual", "direct"], default="gradual")
+    p.set_defaults(func=_cmd_trajectory)
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vnvs.pipelines.demo import DemoConfig, run_demo
+
+    metrics = run_demo(DemoConfig(output=args.output, seed=args.seed, trajectory=args.trajectory, mode=args.mode,
+                                  frames=args.frames, size=args.size, generator=args.generator))
+    keys = ("psnr", "ssim", "psnr_covisible", "psnr_disoccluded", "generator", "seconds")
+    print(json.dumps({k: metrics[k] for k in keys}))
+    print(f"wrote {args.output}/novel.mp4, conditioning.mp4, comparison.png, metrics.json")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from vnvs.pipelines.render_video import RenderConfig, run_render
+
+    summary = run_render(RenderConfig(video=args.video, depth=args.depth, trajectory=args.trajectory, output=args.output,
+                                      mode=args.mode, fov=args.fov, stride=args.stride, max_frames=args.max_frames,
+                                      size=args.size, generator=args.generator, seed=args.seed))
+    print(json.dumps(summary))
+    print(f"wrote {args.output}/novel.mp4, conditioning.mp4, side_by_side.mp4, trajectory.json")
+    return 0
+
+
+def _cmd_trajectory(args: argparse.Namespace) -> int:
+    from vnvs.cameras import Cameras
+    from vnvs.cameras.trajectory import resolve_trajectory
+
+    source = Cameras.static(args.frames, args.height, args.width, fov_deg=args.fov)
+    traj = resolve_trajectory(args.spec, source, args.depth, mode=args.mode)
+    traj.save(args.output)
+    print(f"wrote {args.output} ({len(traj.w2c)} frames, {traj.height}x{traj.width})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VnvsError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
