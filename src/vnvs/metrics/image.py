@@ -56,33 +56,35 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64) ->
     return g
 
 
-def ssim_map(pred: torch.Tensor, target: torch.Tensor, max_val: float = 1.0) -> torch.Tensor:
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, max_val: float = 1.0, chunk: int = 2) -> torch.Tensor:
     """Per-pixel SSIM (Gaussian window 11, sigma 1.5; Wang et al. 2004), averaged over channels.
 
     Args:
         pred, target: ``(T, C, H, W)``.
+        chunk: frames per step; small steps reuse memory instead of faulting in fresh pages,
+            which on CPU costs more than the convolutions.
 
     Returns:
         ``(T, H, W)`` SSIM values (reflect-padded borders, same size as the input).
     """
     _check(pred, target)
-    C = pred.shape[1]
-    g = _gaussian_window().to(pred.device)
+    T, C, H, W = pred.shape
+    g = _gaussian_window(dtype=torch.float32).to(pred.device)
     pad = g.numel() // 2
-    x, y = pred.double(), target.double()
-
-    def blur(img):
-        img = F.pad(img, (pad, pad, pad, pad), mode="reflect")
-        img = F.conv2d(img, g.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-        return F.conv2d(img, g.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
-
     c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
-    mx, my = blur(x), blur(y)
-    sxx = blur(x * x) - mx * mx
-    syy = blur(y * y) - my * my
-    sxy = blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean(1)
+    out = torch.empty(T, H, W, dtype=torch.float32, device=pred.device)
+    for start in range(0, T, chunk):
+        x, y = pred[start:start + chunk].float(), target[start:start + chunk].float()
+        n = x.shape[0]
+        # the five local statistics blurred by one single-channel separable convolution
+        stats = torch.stack([x, y, x * x, y * y, x * y]).reshape(5 * n * C, 1, H, W)
+        stats = F.pad(stats, (pad, pad, pad, pad), mode="reflect")
+        stats = F.conv2d(F.conv2d(stats, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+        mx, my, exx, eyy, exy = stats.reshape(5, n, C, H, W).unbind(0)
+        sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
+        s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        out[start:start + n] = s.mean(1)
+    return out
 
 
 def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, max_val: float = 1.0) -> float:
