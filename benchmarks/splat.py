@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from common import save, timeit
+from vnvs.utils.memory import tune_allocator
 from vnvs.cameras import Cameras
 from vnvs.cameras.presets import make_preset_trajectory
 from vnvs.geometry import forward_splat, soft_splat
@@ -55,7 +56,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=480)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--orbit", type=float, default=20.0, help="target orbit in degrees")
+    ap.add_argument("--no-tune", action="store_true",
+                    help="keep glibc's default allocator settings (the vnvs command tunes them)")
     args = ap.parse_args()
+    tuned = False if args.no_tune else tune_allocator()
 
     scene = generate_scene(0)
     video = render_source_video(scene, num_frames=args.frames, size=(args.size, args.size), seed=0)
@@ -83,8 +87,8 @@ def main() -> None:
     soft = soft_splat(*inputs)
     agree = bool(torch.equal(ref.index, fast.index))
     coverage = {"zbuffer": float(fast.mask.float().mean()), "soft": float(soft.mask.float().mean())}
-    save("splat", {
-        "frames": args.frames, "size": args.size, "points": points, "orbit_deg": args.orbit,
+    save("splat" if not args.no_tune else "splat_untuned", {
+        "allocator_tuned": tuned, "frames": args.frames, "size": args.size, "points": points, "orbit_deg": args.orbit,
         "first_call_seconds": first_call, "timings": rows, "numba_equals_reference": agree, "coverage": coverage,
     })
 

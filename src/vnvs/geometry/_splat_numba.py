@@ -10,8 +10,6 @@ backend picks the same pixels.
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
@@ -83,8 +81,10 @@ def splat_depth_kernel(image, depth, valid, key, Kinv, R, t, Kt, out_h, out_w, n
                 if not (qz > near):
                     continue
                 inv = 1.0 / (k20 * qx + k21 * qy + k22 * qz)
-                ut = math.floor((k00 * qx + k01 * qy + k02 * qz) * inv + 0.5)
-                vt = math.floor((k10 * qx + k11 * qy + k12 * qz) * inv + 0.5)
+                ut = (k00 * qx + k01 * qy + k02 * qz) * inv + 0.5
+                vt = (k10 * qx + k11 * qy + k12 * qz) * inv + 0.5
+                # floor(ut) lies in [0, out_w) exactly when ut does (NaN fails both tests), and
+                # truncation equals floor for non-negative values
                 if not (ut >= 0.0 and vt >= 0.0 and ut < out_w and vt < out_h):
                     continue
                 p = int(vt) * out_w + int(ut)
@@ -122,8 +122,8 @@ def splat_coords_kernel(image, src_w, coords, z, valid, key, out_h, out_w,
         for i in range(N):
             if not valid[f, i]:
                 continue
-            ut = math.floor(float(coords[f, 0, i]) + 0.5)
-            vt = math.floor(float(coords[f, 1, i]) + 0.5)
+            ut = float(coords[f, 0, i]) + 0.5
+            vt = float(coords[f, 1, i]) + 0.5
             if not (ut >= 0.0 and vt >= 0.0 and ut < out_w and vt < out_h):
                 continue
             p = int(vt) * out_w + int(ut)
