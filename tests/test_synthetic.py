@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vnvs.cameras import default_intrinsics
 from vnvs.cameras.se3 import invert_se3, look_at
 from vnvs.errors import InputError
 from vnvs.synthetic import (
     SPHERE,
     SceneConfig,
     correspondence,
-    default_intrinsics,
     generate_scene,
     look_at_depth,
     orbit_camera,

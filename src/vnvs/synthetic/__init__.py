@@ -4,13 +4,12 @@ visibility): the offline default of ``vnvs`` and the ground truth of every bench
 See ``docs/synthetic.md``. Time is a float in ``[0, 1]`` over the clip.
 """
 
-from vnvs.synthetic.correspondence import correspondence, project_points
+from vnvs.synthetic.correspondence import correspondence
 from vnvs.synthetic.paths import (
     SOURCE_MOTIONS,
     GridOutput,
     SourceVideo,
     clip_times,
-    default_intrinsics,
     look_at_depth,
     orbit_camera,
     render_grid,
@@ -24,7 +23,7 @@ from vnvs.synthetic.scene import BOX, ELLIPSOID, SPHERE, Scene, SceneConfig, gen
 __all__ = [
     "BOX", "ELLIPSOID", "SPHERE", "SOURCE_MOTIONS",
     "GridOutput", "RenderOutput", "Scene", "SceneConfig", "SourceVideo",
-    "cast_pixels", "clip_times", "correspondence", "default_intrinsics", "generate_scene",
-    "look_at_depth", "orbit_camera", "project_points", "render", "render_depth", "render_grid",
+    "cast_pixels", "clip_times", "correspondence", "generate_scene",
+    "look_at_depth", "orbit_camera", "render", "render_depth", "render_grid",
     "render_source_video", "render_views", "source_camera_path",
 ]

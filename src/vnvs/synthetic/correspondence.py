@@ -24,24 +24,15 @@ from __future__ import annotations
 import torch
 
 from vnvs.errors import InputError
+from vnvs.geometry.projection import project_points, transform_points
 from vnvs.synthetic.render import _as_batch, cast_pixels, render
 from vnvs.synthetic.scene import Scene
 
 
-def project_points(points: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor):
-    """Project world points ``(N, 3, H, W)`` with ``w2c (N,4,4)``, ``K (N,3,3)``.
-
-    Returns:
-        ``uv`` ``(N, 2, H, W)`` pixel coordinates and ``z`` ``(N, H, W)`` camera-frame depth.
-    """
-    N, _, H, W = points.shape
-    X = points.reshape(N, 3, -1)
-    Xc = w2c[:, :3, :3] @ X + w2c[:, :3, 3:]
-    z = Xc[:, 2]
-    zs = torch.where(z.abs() > 1e-8, z, torch.full_like(z, 1e-8))
-    uvw = K @ Xc
-    uv = uvw[:, :2] / zs[:, None]
-    return uv.reshape(N, 2, H, W), z.reshape(N, H, W)
+def _project_world(points: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor):
+    """World points ``(N, 3, H, W)`` -> pixel coordinates ``(N, 2, H, W)`` and depth ``(N, H, W)``."""
+    uv, z = project_points(transform_points(w2c, points.permute(0, 2, 3, 1)), K)
+    return uv.permute(0, 3, 1, 2), z
 
 
 def correspondence(scene: Scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_times,
@@ -85,7 +76,7 @@ def correspondence(scene: Scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_
     tgt_w2c, tgt_K, tgt_times = _as_batch(tgt_w2c, tgt_K, tgt_times, n=N)
     tgt = render(scene, tgt_w2c, tgt_K, height, width, tgt_times, rgb=False, local_points=True)
     world = scene.transform_points(tgt.local_points, tgt.instance, src_times)
-    uv, z = project_points(world, src_w2c, src_K)
+    uv, z = _project_world(world, src_w2c, src_K)
     u, v = uv[:, 0], uv[:, 1]
     eps = 1e-3  # float slack: a pixel-centre point of the border row must stay inside
     inside = (z > 1e-6) & (u >= -eps) & (u <= Ws - 1 + eps) & (v >= -eps) & (v <= Hs - 1 + eps)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vnvs.cameras.camera import default_intrinsics
 from vnvs.cameras.se3 import invert_se3, look_at
 from vnvs.errors import InputError
 from vnvs.synthetic.render import RenderOutput, _as_batch, render
@@ -17,16 +18,8 @@ from vnvs.synthetic.scene import DEFAULT_EYE, Scene
 SOURCE_MOTIONS = ("gentle", "static", "orbit", "dolly", "pan")
 
 
-def default_intrinsics(height: int, width: int, fov_x_deg: float = 60.0, n: int | None = None) -> torch.Tensor:
-    """Pinhole intrinsics with horizontal field of view ``fov_x_deg``, square pixels and the
-    principal point at the image centre ``((W - 1) / 2, (H - 1) / 2)``. ``(3, 3)`` or ``(n, 3, 3)``."""
-    f = 0.5 * width / math.tan(math.radians(fov_x_deg) / 2)
-    K = torch.tensor([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
-    return K if n is None else K.expand(n, 3, 3).clone()
-
-
 def source_camera_path(scene: Scene, num_frames: int, height: int, width: int, seed: int = 0,
-                       motion: str = "gentle", fov_x_deg: float = 60.0) -> tuple[torch.Tensor, torch.Tensor]:
+                       motion: str = "gentle", fov_deg: float = 60.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Cameras of a monocular source video looking at the scene centre.
 
     The camera sits about 4.5 units from the scene centre, slightly above it (``y`` down), with the
@@ -45,7 +38,7 @@ def source_camera_path(scene: Scene, num_frames: int, height: int, width: int, s
         height, width: image size of ``K``.
         seed: seed of the random path parameters.
         motion: one of :data:`SOURCE_MOTIONS`.
-        fov_x_deg: horizontal field of view.
+        fov_deg: field of view across the longer image side, degrees (see `vnvs.cameras.default_intrinsics`).
 
     Returns:
         ``w2c`` ``(N, 4, 4)`` and ``K`` ``(N, 3, 3)``.
@@ -78,7 +71,7 @@ def source_camera_path(scene: Scene, num_frames: int, height: int, width: int, s
         target[:, 0] += sign * 1.2 * (s - 0.5)
     eye = np.stack([radius * np.sin(az), height_y, -radius * np.cos(az)], -1)
     w2c = look_at(torch.as_tensor(eye, dtype=torch.float32), torch.as_tensor(target, dtype=torch.float32))
-    return w2c, default_intrinsics(height, width, fov_x_deg, n=num_frames)
+    return w2c, default_intrinsics(height, width, fov_deg).expand(num_frames, 3, 3).clone()
 
 
 def orbit_camera(w2c: torch.Tensor, degrees: float, center: torch.Tensor | None = None) -> torch.Tensor:
@@ -122,13 +115,13 @@ def clip_times(num_frames: int) -> torch.Tensor:
 
 
 def render_source_video(scene: Scene, num_frames: int = 49, size: tuple[int, int] = (256, 256), seed: int = 0,
-                        motion: str = "gentle", fov_x_deg: float = 60.0) -> SourceVideo:
+                        motion: str = "gentle", fov_deg: float = 60.0) -> SourceVideo:
     """Render the monocular source video of a scene along :func:`source_camera_path`.
 
     Frame ``i`` is at time ``i / (N - 1)``.
     """
     H, W = size
-    w2c, K = source_camera_path(scene, num_frames, H, W, seed=seed, motion=motion, fov_x_deg=fov_x_deg)
+    w2c, K = source_camera_path(scene, num_frames, H, W, seed=seed, motion=motion, fov_deg=fov_deg)
     times = clip_times(num_frames)
     out = render(scene, w2c, K, H, W, times, local_points=False)
     return SourceVideo(out.rgb, out.depth, out.instance, w2c, K, times)

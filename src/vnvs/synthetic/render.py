@@ -15,6 +15,7 @@ import torch
 
 from vnvs.cameras.se3 import invert_se3
 from vnvs.errors import InputError
+from vnvs.geometry.projection import pixel_grid
 from vnvs.synthetic.scene import BOX, Scene
 from vnvs.synthetic.textures import albedo as eval_albedo
 from vnvs.synthetic.textures import shade
@@ -58,12 +59,6 @@ def _as_batch(w2c, K, times, n: int | None = None):
     except RuntimeError as e:
         raise InputError(f"cannot broadcast w2c {tuple(w2c.shape)}, K {tuple(K.shape)}, times {tuple(times.shape)}") from e
     return w2c.contiguous(), K.contiguous(), times.contiguous()
-
-
-def pixel_grid(height: int, width: int) -> torch.Tensor:
-    """``(H * W, 2)`` pixel-centre coordinates ``(x, y)`` in row-major order."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32), indexing="ij")
-    return torch.stack([xs.reshape(-1), ys.reshape(-1)], -1)
 
 
 def _ray_basis(w2c: torch.Tensor, K: torch.Tensor):
@@ -246,7 +241,7 @@ def render(scene: Scene, w2c, K, height: int, width: int, times, *, rgb: bool = 
     w2c, K, times = _as_batch(w2c, K, times)
     N = w2c.shape[0]
     need_color = rgb or albedo
-    depth, inst, local, alb, sh = cast_pixels(scene, w2c, K, pixel_grid(height, width), times,
+    depth, inst, local, alb, sh = cast_pixels(scene, w2c, K, pixel_grid(height, width).reshape(2, -1).T, times,
                                               need_local=local_points, need_color=need_color, chunk_rays=chunk_rays)
 
     def img(x):  # (N, P, 3) -> (N, 3, H, W)
