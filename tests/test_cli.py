@@ -148,3 +148,38 @@ def test_trajectory_command_and_console_script(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("spec", ["orbit:20", "arc:-10", "dolly:0.3", "pan:10", "tilt:-5", "zoom:1.5",
+                                  "translate:0.1,0,0.05", "spiral:10", "bullet:20@3", "orbit:15+dolly:0.1"])
+def test_render_every_preset(clip, tmp_path, spec, capsys):
+    root, _ = clip
+    code, _, err = run_cli(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", spec,
+                            "--output", tmp_path], capsys)
+    assert code == 0, err
+    traj = json.loads((tmp_path / "trajectory.json").read_text())
+    assert len(traj["frames"]) == 8
+    if spec.startswith("bullet"):
+        assert {f["time"] for f in traj["frames"]} == {3}
+
+
+def test_render_accepts_every_trajectory_format(clip, tmp_path, capsys):
+    from vnvs.cameras import Cameras, default_intrinsics
+    from vnvs.cameras.converters import write_colmap_text, write_megasam_npz, write_transforms_json
+    from vnvs.cameras.presets import make_preset_trajectory
+
+    root, _ = clip
+    source = Cameras(torch.eye(4).repeat(8, 1, 1), default_intrinsics(48, 64).expand(8, 3, 3).clone(), 48, 64)
+    traj = make_preset_trajectory("orbit:10", source, 3.0)
+    files = {"vnvs.json": traj.save(tmp_path / "t.json"),
+             "transforms.json": write_transforms_json(traj, tmp_path / "transforms.json"),
+             "colmap": write_colmap_text(traj, tmp_path / "colmap"),
+             "megasam": write_megasam_npz(traj, tmp_path / "cams.npz")}
+    (tmp_path / "tc.txt").write_text("0 5\n0 -10\n0 0.1\n")
+    files["trajcrafter"] = tmp_path / "tc.txt"
+    for name, path in files.items():
+        out = tmp_path / f"out_{name}"
+        code, _, err = run_cli(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", path,
+                                "--output", out], capsys)
+        assert code == 0, (name, err)
+        assert read_video(out / "novel.mp4").frames.shape[0] == 8, name

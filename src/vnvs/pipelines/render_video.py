@@ -16,6 +16,7 @@ from vnvs.generators import DEFAULT_GENERATOR, get_generator
 from vnvs.io import load_depth, probe_video, read_video, side_by_side, write_video
 from vnvs.io.video import Video
 from vnvs.pipelines.novel_view import conditioning_frames, render_novel_view
+from vnvs.utils.progress import progress_bar
 
 
 @dataclass
@@ -80,27 +81,36 @@ def run_render(config: RenderConfig) -> dict:
     ``trajectory.json`` into ``config.output``. Returns a short summary."""
     start = time.perf_counter()
     generator = get_generator(config.generator)
-    info = probe_video(config.video)
-    video = read_video(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
-    maps = load_depth(config.depth)
-    depth, valid = match_depth_to_video(maps.depth, maps.valid, video, info.num_frames, Path(config.depth))
-    if not valid.any():
-        raise DepthError(f"depth file {config.depth} has no valid depth")
-    H, W = video.size
-    K0 = default_intrinsics(*video.source_size, fov_deg=config.fov)
-    K = video.transform.adapt_intrinsics(K0)
-    source = Cameras(torch.eye(4).repeat(video.num_frames, 1, 1), K.expand(video.num_frames, 3, 3).clone(), H, W)
-    look_at = float(depth[valid].median())
-    traj = resolve_trajectory(config.trajectory, source, look_at, mode=config.mode)
-    result = render_novel_view(video.frames, depth, source, traj, generator, valid=valid, seed=config.seed)
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    fps = video.fps
-    cond = conditioning_frames(result.warped, result.mask)
-    write_video(out / "novel.mp4", result.frames, fps)
-    write_video(out / "conditioning.mp4", cond, fps)
-    write_video(out / "side_by_side.mp4", side_by_side([video.frames[result.source_index], result.warped, result.frames]), fps)
-    traj.save(out / "trajectory.json")
+    with progress_bar("render", total=4, unit="step") as bar:
+        bar.set_postfix_str("reading video")
+        info = probe_video(config.video)
+        video = read_video(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
+        bar.update()
+        bar.set_postfix_str("depth and cameras")
+        maps = load_depth(config.depth)
+        depth, valid = match_depth_to_video(maps.depth, maps.valid, video, info.num_frames, Path(config.depth))
+        if not valid.any():
+            raise DepthError(f"depth file {config.depth} has no valid depth")
+        H, W = video.size
+        K0 = default_intrinsics(*video.source_size, fov_deg=config.fov)
+        K = video.transform.adapt_intrinsics(K0)
+        source = Cameras(torch.eye(4).repeat(video.num_frames, 1, 1), K.expand(video.num_frames, 3, 3).clone(), H, W)
+        look_at = float(depth[valid].median())
+        traj = resolve_trajectory(config.trajectory, source, look_at, mode=config.mode)
+        bar.update()
+        bar.set_postfix_str("novel view")
+        result = render_novel_view(video.frames, depth, source, traj, generator, valid=valid, seed=config.seed)
+        bar.update()
+        bar.set_postfix_str("writing")
+        out = Path(config.output)
+        out.mkdir(parents=True, exist_ok=True)
+        fps = video.fps
+        write_video(out / "novel.mp4", result.frames, fps)
+        write_video(out / "conditioning.mp4", conditioning_frames(result.warped, result.mask), fps)
+        write_video(out / "side_by_side.mp4",
+                    side_by_side([video.frames[result.source_index], result.warped, result.frames]), fps)
+        traj.save(out / "trajectory.json")
+        bar.update()
     return {"frames": int(result.frames.shape[0]), "height": traj.height, "width": traj.width,
             "generator": generator.name, "coverage": float(result.mask.float().mean()),
             "seconds": time.perf_counter() - start}
