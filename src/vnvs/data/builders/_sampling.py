@@ -1,0 +1,154 @@
+"""Helpers shared by the builders: clip windows, streamed frame gathering, random trajectories,
+co-visibility samples.
+
+Randomness: every helper takes a ``numpy.random.Generator`` (window and trajectory choices) or a
+``torch.Generator`` (splat keys), seeded by the builder, so the same seed gives the same samples.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vnvs.cameras.presets import make_preset_trajectory
+from vnvs.cameras.camera import Cameras
+from vnvs.geometry import covisibility, pixel_grid
+from vnvs.io.video import FrameTransform, iter_video_chunks, plan_transform, probe_video
+from vnvs.data.schema import to_uint8
+
+CHUNK = 16
+"""Frames decoded per chunk when streaming a video."""
+
+
+def clip_span(clip_frames: int, frame_stride: int) -> int:
+    """Source frames covered by one clip: ``(T - 1) * stride + 1``."""
+    return (int(clip_frames) - 1) * int(frame_stride) + 1
+
+
+def clip_indices(start: int, clip_frames: int, frame_stride: int) -> list[int]:
+    """Source frame indices ``start + i * stride`` of one clip."""
+    return [int(start) + i * int(frame_stride) for i in range(int(clip_frames))]
+
+
+def draw_clip_start(rng: np.random.Generator, num_frames: int, span: int) -> int | None:
+    """Uniform start of a window of ``span`` frames inside ``num_frames`` (None: it does not fit)."""
+    last = num_frames - span
+    if last < 0:
+        return None
+    return int(rng.integers(0, last + 1))
+
+
+def video_transform(path: str | os.PathLike, size: int) -> tuple[int, FrameTransform]:
+    """Frame count and the square ``size x size`` resize-and-centre-crop of a video (from its header)."""
+    info = probe_video(path)
+    return info.num_frames, plan_transform(info.size, (int(size), int(size)), fit="resize_crop")
+
+
+def gather_frames(path: str | os.PathLike, indices: Iterable[int], size: int) -> dict[int, torch.Tensor]:
+    """Decode a video once, streaming, and keep only the frames at ``indices``.
+
+    Frames are resized on the short side and centre-cropped to ``size x size``. Memory holds one
+    chunk plus the kept frames (as uint8), never the whole video; decoding stops after the last
+    needed frame.
+
+    Returns:
+        ``{source index: (3, size, size) uint8}`` for every requested index present in the video.
+    """
+    want = sorted(set(int(i) for i in indices))
+    if not want:
+        return {}
+    first, last = want[0], want[-1]
+    keep = set(want)
+    out: dict[int, torch.Tensor] = {}
+    i = first
+    for chunk in iter_video_chunks(path, CHUNK, size=(int(size), int(size)), fit="resize_crop", start=first,
+                                   max_frames=last - first + 1):
+        for frame in chunk:
+            if i in keep:
+                out[i] = to_uint8(frame)
+            i += 1
+    return out
+
+
+def stack_frames(frames: dict[int, torch.Tensor], indices: list[int]) -> torch.Tensor:
+    """``(T, 3, H, W)`` float32 in [0, 1] of the kept uint8 frames at ``indices``."""
+    return torch.stack([frames[i] for i in indices]).to(torch.float32) / 255
+
+
+def random_trajectory_spec(rng: np.random.Generator, max_orbit_deg: float) -> tuple[str, str]:
+    """A random preset composition ``orbit:A+arc:B+dolly:C`` and a mode.
+
+    ``|A|`` is uniform in ``[0.3, 1] * max_orbit_deg`` (random sign), ``|B|`` in ``[0, 0.5] *
+    max_orbit_deg`` (random sign), the dolly in ``[-0.15, 0.15]`` of the look-at distance. The mode
+    is ``"direct"`` (full offset at every frame) or ``"gradual"`` (ramped from the source camera),
+    with equal probability.
+    """
+    m = float(max_orbit_deg)
+    a = rng.uniform(0.3, 1.0) * m * rng.choice([-1.0, 1.0])
+    b = rng.uniform(0.0, 0.5) * m * rng.choice([-1.0, 1.0])
+    c = rng.uniform(-0.15, 0.15)
+    mode = "direct" if rng.uniform() < 0.5 else "gradual"
+    return f"orbit:{a:.2f}+arc:{b:.2f}+dolly:{c:.3f}", mode
+
+
+def covis_sample(frames: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor,
+                 spec: str, mode: str, look_at: float,
+                 novel_depth_fn=None) -> tuple[dict[str, torch.Tensor], float, torch.Tensor, torch.Tensor]:
+    """One co-visibility (CogNVS) sample of a clip for a novel trajectory.
+
+    The novel cameras follow ``spec`` from the clip's cameras. Source pixels co-visible in the novel
+    view (``covisibility``: inside it, in front, and surviving its z-buffer) are kept and rendered
+    back into the source view: ``warped`` is the source where co-visible (0 elsewhere), ``mask`` the
+    co-visible pixels, ``corr`` the identity pixel grid where masked; ``source`` and ``target`` are
+    the clip.
+
+    Args:
+        frames: ``(T, 3, H, W)`` float in [0, 1]; depth, valid: ``(T, H, W)``; K, w2c: cameras.
+        novel_depth_fn: optional ``(w2c, K) -> (T, H, W)`` depth of the novel views (exact scenes);
+            default: the z-buffer of the source points splatted into the novel view.
+
+    Returns:
+        Stored tensors, coverage, novel ``w2c`` and ``K``.
+    """
+    T, _, H, W = frames.shape
+    traj = make_preset_trajectory(spec, Cameras(w2c.float(), K.float(), H, W), look_at, mode=mode)
+    depth_b = novel_depth_fn(traj.w2c, traj.K) if novel_depth_fn is not None else None
+    mask = covisibility(depth.float(), K.float(), w2c.float(), traj.K, traj.w2c, size_b=(H, W), depth_b=depth_b,
+                        valid_a=valid)
+    m = mask[:, None].to(torch.float32)
+    grid = pixel_grid(H, W).expand(T, 2, H, W)
+    src = to_uint8(frames)
+    tensors = {
+        "source": src,
+        "target": src.clone(),
+        "warped": to_uint8(frames * m),
+        "mask": mask.to(torch.uint8),
+        "corr": (grid * m).to(torch.float32).contiguous(),
+    }
+    return tensors, float(mask.float().mean()), traj.w2c, traj.K
+
+
+def resize_depth(depth: torch.Tensor, valid: torch.Tensor, transform: FrameTransform) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry ``(T, H_d, W_d)`` depth maps to the output grid of a video ``transform``.
+
+    The depth grid may differ from the video's (e.g. estimated at a lower resolution): the same
+    resize-and-centre-crop as the frames is planned for its size. Nearest sampling keeps depth
+    edges sharp (no mixed depths); validity is carried the same way.
+    """
+    Hd, Wd = depth.shape[-2:]
+    tf = plan_transform((Hd, Wd), transform.size, fit="resize_crop")
+    if tf.is_identity:
+        return depth, valid
+    d = depth
+    v = valid
+    if tf.resized_size != (Hd, Wd):
+        d = F.interpolate(d[:, None].float(), size=tf.resized_size, mode="nearest-exact")[:, 0]
+        v = F.interpolate(v[:, None].float(), size=tf.resized_size, mode="nearest-exact")[:, 0] > 0.5
+    h, w = tf.size
+    d = d[:, tf.crop_top:tf.crop_top + h, tf.crop_left:tf.crop_left + w].contiguous()
+    v = v[:, tf.crop_top:tf.crop_top + h, tf.crop_left:tf.crop_left + w].contiguous()
+    return d, v & (d > 0)
