@@ -83,7 +83,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=float, default=1.0, help="look-at distance for presets (default 1)")
     p.add_argument("--mode", choices=["gradual", "direct"], default="gradual")
     p.set_defaults(func=_cmd_trajectory)
+
+    _add_prepare_parser(sub)
     return parser
+
+
+def _add_prepare_parser(sub) -> None:
+    from vnvs.data.config import PrepareConfig
+    from vnvs.data.schema import PREPARE_KINDS
+
+    d = PrepareConfig()
+    p = sub.add_parser("prepare", help="cut training samples (pairs, grids) from videos or procedural scenes into shards",
+                       description="Build training samples and store them as shards with an index.json; "
+                                   "reruns skip finished inputs. See docs/data.md.")
+    p.add_argument("--input", "-i", required=True,
+                   help="video file, folder (searched recursively) or glob; for --kind synthetic, a number of scenes")
+    p.add_argument("--output", "-o", type=Path, required=True, help="output folder (shards/ and index.json)")
+    p.add_argument("--kind", "-k", required=True, choices=PREPARE_KINDS, help="what to build")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this machine (process pool); ray: Ray Data, on a cluster when RAY_ADDRESS is set")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="parallel processes (local) or CPUs of a local Ray instance (default: CPU count)")
+    p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N inputs (sorted)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--size", type=_positive_int, default=d.size, help=f"frame height and width (default {d.size})")
+    p.add_argument("--clip-frames", type=_positive_int, default=d.clip_frames,
+                   help=f"frames per clip (default {d.clip_frames})")
+    p.add_argument("--pairs-per-video", type=_positive_int, default=d.pairs_per_video,
+                   help=f"candidate samples per input before dropping (default {d.pairs_per_video})")
+    p.add_argument("--frame-stride", type=_positive_int, default=d.frame_stride,
+                   help=f"step between clip frames, in source frames (default {d.frame_stride})")
+    p.add_argument("--min-offset", type=_positive_int, default=d.min_offset,
+                   help=f"flow-pairs: smallest source-target offset in frames (default {d.min_offset})")
+    p.add_argument("--max-offset", type=_positive_int, default=d.max_offset,
+                   help=f"flow-pairs: largest source-target offset in frames (default {d.max_offset})")
+    p.add_argument("--views", type=_positive_int, default=d.views, help=f"grids: views per grid (default {d.views})")
+    p.add_argument("--flow", default=d.flow, help=f"optical flow backend for flow-pairs (default {d.flow})")
+    p.add_argument("--depth-dir", type=Path, default=None, help="covis: depth files <stem>.npz|.npy")
+    p.add_argument("--cameras-dir", type=Path, default=None, help="covis: camera files <stem>.npz|.json|.txt")
+    p.set_defaults(func=_cmd_prepare)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -116,6 +154,26 @@ def _cmd_trajectory(args: argparse.Namespace) -> int:
     traj = resolve_trajectory(args.spec, source, args.depth, mode=args.mode)
     traj.save(args.output)
     print(f"wrote {args.output} ({len(traj.w2c)} frames, {traj.height}x{traj.width})")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from vnvs.data.config import PrepareConfig
+    from vnvs.data.engine import prepare
+    from vnvs.data.inputs import collect_inputs
+    from vnvs.errors import InputError
+
+    config = PrepareConfig(size=args.size, clip_frames=args.clip_frames, pairs_per_video=args.pairs_per_video,
+                           flow=args.flow, frame_stride=args.frame_stride, min_offset=args.min_offset,
+                           max_offset=args.max_offset, views=args.views)
+    if config.min_offset > config.max_offset:
+        raise InputError(f"--min-offset {config.min_offset} is larger than --max-offset {config.max_offset}")
+    items = collect_inputs(args.input, args.kind, args.limit, depth_dir=args.depth_dir,
+                           cameras_dir=args.cameras_dir, config=config, seed=args.seed)
+    summary = prepare(items, args.output, args.kind, config, seed=args.seed, engine=args.engine,
+                      workers=args.workers)
+    print(json.dumps(summary.to_dict()))
+    print(summary.line())
     return 0
 
 
