@@ -82,7 +82,7 @@ def main() -> None:
             print(name, rows[name], flush=True)
 
         memory = {}
-        for frames in (240, 1200):
+        for frames in (240, 1200, 2400):
             video = tmp / f"long_{frames}.mp4"
             write_long_video(video, frames, args.size)
             out = tmp / f"long_out_{frames}"
