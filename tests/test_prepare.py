@@ -315,3 +315,25 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["prepare", "--input", "1", "--output", str(tmp_path), "--kind", "nope"])
     assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_cli_video_kinds_on_ray_match_local(videos, tmp_path, capsys, monkeypatch):
+    """Every video kind runs on the Ray engine from the command line and equals the local engine's shards."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # one Ray for the three runs
+    try:
+        for kind in ("flow-pairs", "affine4d", "covis"):
+            args = ["prepare", "--input", videos / "in", "--kind", kind, "--depth-dir", videos / "depth",
+                    "--size", 32, "--clip-frames", 3, "--pairs-per-video", 2, "--seed", 5]
+            code, stdout, stderr = _cli(args + ["--output", tmp_path / kind / "ray", "--engine", "ray",
+                                                "--workers", 2], capsys)
+            assert code == 0, stderr
+            summary = json.loads(stdout.splitlines()[0])
+            assert summary["done"] == 1 and summary["failed"] == 1 and summary["samples"] > 0, kind
+            code, _, stderr = _cli(args + ["--output", tmp_path / kind / "local", "--workers", 1], capsys)
+            assert code == 0, stderr
+            _assert_same_shards(tmp_path / kind / "local", tmp_path / kind / "ray")
+    finally:
+        ray.shutdown()
