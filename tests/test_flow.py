@@ -1,6 +1,5 @@
 """Optical flow backends and the forward-backward consistency mask."""
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,7 +1,5 @@
 """Geometry core: backends against the reference, properties, conventions."""
 
-import math
-
 import pytest
 import torch
 from hypothesis import given, settings

@@ -11,7 +11,6 @@ A backend maps frame pairs ``(N, 3, H, W)`` (source, target) in [0, 1] to forwar
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol

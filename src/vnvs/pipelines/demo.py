@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from vnvs.cameras import Cameras
 from vnvs.cameras.trajectory import resolve_trajectory
