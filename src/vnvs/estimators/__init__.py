@@ -1,1 +1,1 @@
-"""Estimators of what a video does not say: optical flow (and, later, depth and camera poses)."""
+"""Estimators of what a video does not say: optical flow (`flow`) and depth (`depth`)."""
