@@ -4,7 +4,7 @@ Every reader raises a one-line :class:`vnvs.errors.VnvsError` subclass for bad i
 goes through :func:`vnvs.utils.atomic.atomic_path`, so outputs are complete or absent.
 """
 
-from vnvs.io.depth import DepthMaps, load_depth, save_depth
+from vnvs.io.depth import DepthMaps, load_depth, save_depth, transform_depth
 from vnvs.io.images import (
     contact_sheet,
     read_png,
@@ -40,6 +40,7 @@ __all__ = [
     "read_video",
     "resize_frames",
     "save_depth",
+    "transform_depth",
     "side_by_side",
     "write_contact_sheet",
     "write_png",

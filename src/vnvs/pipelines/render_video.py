@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from vnvs.cameras import Cameras, default_intrinsics
 from vnvs.cameras.trajectory import resolve_trajectory
 from vnvs.errors import DepthError
 from vnvs.generators import DEFAULT_GENERATOR, get_generator
-from vnvs.io import load_depth, probe_video, read_video, side_by_side, write_video
+from vnvs.io import load_depth, probe_video, read_video, side_by_side, transform_depth, write_video
 from vnvs.io.video import Video
 from vnvs.pipelines.novel_view import conditioning_frames, render_novel_view
 from vnvs.utils.progress import progress_bar
@@ -69,11 +68,7 @@ def match_depth_to_video(depth: torch.Tensor, valid: torch.Tensor, video: Video,
     if size != tuple(video.source_size):
         raise DepthError(f"depth file {path} holds {size[0]}x{size[1]} maps but the video is "
                          f"{video.source_size[0]}x{video.source_size[1]} ({video.size[0]}x{video.size[1]} decoded)")
-    tr = video.transform
-    both = torch.stack([depth, valid.float()], 1)
-    both = F.interpolate(both, size=tr.resized_size, mode="nearest")
-    both = both[..., tr.crop_top:tr.crop_top + video.size[0], tr.crop_left:tr.crop_left + video.size[1]]
-    return both[:, 0].contiguous(), both[:, 1] > 0.5
+    return transform_depth(depth, valid, video.transform)
 
 
 def run_render(config: RenderConfig) -> dict:

@@ -12,11 +12,11 @@ from typing import Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vnvs.cameras.presets import make_preset_trajectory
 from vnvs.cameras.camera import Cameras
 from vnvs.geometry import covisibility, pixel_grid
+from vnvs.io.depth import transform_depth
 from vnvs.io.video import FrameTransform, iter_video_chunks, plan_transform, probe_video
 from vnvs.data.schema import to_uint8
 
@@ -136,19 +136,8 @@ def resize_depth(depth: torch.Tensor, valid: torch.Tensor, transform: FrameTrans
     """Carry ``(T, H_d, W_d)`` depth maps to the output grid of a video ``transform``.
 
     The depth grid may differ from the video's (e.g. estimated at a lower resolution): the same
-    resize-and-centre-crop as the frames is planned for its size. Nearest sampling keeps depth
-    edges sharp (no mixed depths); validity is carried the same way.
+    resize-and-centre-crop as the frames is planned for its size, then applied with
+    :func:`vnvs.io.depth.transform_depth`.
     """
-    Hd, Wd = depth.shape[-2:]
-    tf = plan_transform((Hd, Wd), transform.size, fit="resize_crop")
-    if tf.is_identity:
-        return depth, valid
-    d = depth
-    v = valid
-    if tf.resized_size != (Hd, Wd):
-        d = F.interpolate(d[:, None].float(), size=tf.resized_size, mode="nearest-exact")[:, 0]
-        v = F.interpolate(v[:, None].float(), size=tf.resized_size, mode="nearest-exact")[:, 0] > 0.5
-    h, w = tf.size
-    d = d[:, tf.crop_top:tf.crop_top + h, tf.crop_left:tf.crop_left + w].contiguous()
-    v = v[:, tf.crop_top:tf.crop_top + h, tf.crop_left:tf.crop_left + w].contiguous()
-    return d, v & (d > 0)
+    tf = plan_transform(tuple(depth.shape[-2:]), transform.size, fit="resize_crop")
+    return transform_depth(depth, valid, tf)
