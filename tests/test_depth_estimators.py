@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -20,33 +19,12 @@ from vnvs.estimators.depth import (
 from vnvs.synthetic import SceneConfig, generate_scene, render_source_video
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A random Depth Anything (tiny DINOv2 backbone) saved with an image processor config; no hub."""
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
-
-    backbone = Dinov2Config(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
-                            image_size=28, patch_size=14, out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
-                            apply_layernorm=True)
-    cfg = DepthAnythingConfig(backbone_config=backbone, neck_hidden_sizes=[8, 16, 16, 32], fusion_hidden_size=16,
-                              reassemble_hidden_size=32, head_hidden_size=8, patch_size=14)
-    torch.manual_seed(0)
-    model = DepthAnythingForDepthEstimation(cfg)
-    folder = tmp_path_factory.mktemp("tiny_depth_anything")
-    model.save_pretrained(folder)
-    # The processor's settings, as DPTImageProcessor.save_pretrained writes them (it needs PIL to run).
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "DPTImageProcessor", "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
-        "ensure_multiple_of": 14, "keep_aspect_ratio": True, "size": {"height": 56, "width": 56}}))
-    return folder
-
-
 def _frames(T=4, H=40, W=52, seed=0):
     return torch.rand(T, 3, H, W, generator=torch.Generator().manual_seed(seed))
 
 
-def test_transformers_depth_local_folder(tiny_model):
-    est = get_depth_estimator(str(tiny_model), max_side=56, device="cpu")
+def test_transformers_depth_local_folder(tiny_depth_model):
+    est = get_depth_estimator(str(tiny_depth_model), max_side=56, device="cpu")
     assert isinstance(est, TransformersDepth) and est.kind == "relative"
     assert est.input_size(40, 52) == (42, 56)
     frames = _frames()
@@ -59,13 +37,13 @@ def test_transformers_depth_local_folder(tiny_model):
     assert pred.depth.std() > 0  # not collapsed to a constant
     assert torch.equal(est(frames).depth, pred.depth)  # deterministic
     for bs in (1, 3):
-        other = TransformersDepth(str(tiny_model), device="cpu", batch_size=bs, max_side=56)(frames)
+        other = TransformersDepth(str(tiny_depth_model), device="cpu", batch_size=bs, max_side=56)(frames)
         torch.testing.assert_close(other.depth, pred.depth, rtol=1e-4, atol=1e-5)
         assert torch.equal(other.valid, pred.valid)
 
 
-def test_transformers_depth_metric_flag(tiny_model):
-    est = TransformersDepth(str(tiny_model), device="cpu", max_side=28, metric=True)
+def test_transformers_depth_metric_flag(tiny_depth_model):
+    est = TransformersDepth(str(tiny_depth_model), device="cpu", max_side=28, metric=True)
     pred = est(_frames(T=2, H=20, W=20))
     assert pred.kind == "metric" and pred.depth.shape == (2, 20, 20)
     assert (pred.depth[pred.valid] > 0).all() and (pred.depth[~pred.valid] == 0).all()
@@ -79,7 +57,7 @@ def test_missing_model_raises_one_line(monkeypatch, tmp_path):
         get_depth_estimator("no-such-org/no-such-model")
     msg = str(e.value)
     assert "no-such-org/no-such-model" in msg and "\n" not in msg
-    with pytest.raises(MissingDependencyError, match="not found locally"):
+    with pytest.raises(MissingDependencyError, match="not in the Hugging Face cache"):
         get_depth_estimator(str(tmp_path / "no_model_here"))
 
 

@@ -60,14 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     _generator_arg(p)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("render", help="re-render a video along a trajectory, given its depth")
-    p.add_argument("video", type=Path, help="input video")
-    p.add_argument("--depth", "-d", type=Path, required=True, help="depth file (.npy/.npz), one map per frame")
+    from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
+
+    p = sub.add_parser("render", help="re-render a video along a new camera path (depth from a model or a file)")
+    p.add_argument("video", type=Path, help="input video (any length, size and aspect ratio)")
+    p.add_argument("--depth", "-d", default=DEFAULT_DEPTH_MODEL,
+                   help="depth file (.npy/.npz, one map per frame) or transformers depth model (hub id or "
+                        f"local folder); default {DEFAULT_DEPTH_MODEL}")
+    p.add_argument("--depth-kind", choices=["metric", "relative"], default=None,
+                   help="what a depth file holds (default metric)")
+    p.add_argument("--align-depth", choices=["auto", "on", "off"], default="auto",
+                   help="align depth to one scale along optical flow (default auto: relative depth only)")
     p.add_argument("--output", "-o", type=Path, default=Path("vnvs_render"), help="output folder (default vnvs_render)")
-    p.add_argument("--fov", type=float, default=60.0, help="source horizontal field of view in degrees (default 60)")
+    p.add_argument("--fov", type=float, default=None,
+                   help="source field of view in degrees across the longer side (default: from --cameras, else 60)")
+    p.add_argument("--intrinsics", type=Path, default=None, help="source intrinsics file (JSON or text)")
+    p.add_argument("--cameras", type=Path, default=None,
+                   help="source camera poses (transforms.json, COLMAP text, MegaSaM npz, vnvs JSON); default static")
     p.add_argument("--stride", type=_positive_int, default=1, help="use every N-th frame")
     p.add_argument("--max-frames", type=_positive_int, default=None, help="use at most N frames")
     p.add_argument("--size", type=_positive_int, default=None, help="resize so the shorter side is N pixels")
+    p.add_argument("--chunk-frames", type=_positive_int, default=16,
+                   help="frames per chunk through depth, rendering and generation (default 16)")
+    p.add_argument("--save-depth", action="store_true", help="also write depth.npz (the depth used)")
+    p.add_argument("--device", default=None, help="device for the depth model (default: cuda when available)")
+    p.add_argument("--depth-size", type=_positive_int, default=518,
+                   help="longer side of the depth model's input in pixels (default 518)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     _add_trajectory_args(p)
     _generator_arg(p)
@@ -138,11 +156,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from vnvs.pipelines.render_video import RenderConfig, run_render
 
-    summary = run_render(RenderConfig(video=args.video, depth=args.depth, trajectory=args.trajectory, output=args.output,
-                                      mode=args.mode, fov=args.fov, stride=args.stride, max_frames=args.max_frames,
-                                      size=args.size, generator=args.generator, seed=args.seed))
+    summary = run_render(RenderConfig(
+        video=args.video, depth=args.depth, trajectory=args.trajectory, output=args.output, mode=args.mode,
+        fov=args.fov, intrinsics=args.intrinsics, cameras=args.cameras, depth_kind=args.depth_kind,
+        align_depth=args.align_depth, stride=args.stride, max_frames=args.max_frames, size=args.size,
+        generator=args.generator, seed=args.seed, chunk_frames=args.chunk_frames, save_depth=args.save_depth,
+        device=args.device, depth_size=args.depth_size))
     print(json.dumps(summary))
-    print(f"wrote {args.output}/novel.mp4, conditioning.mp4, side_by_side.mp4, trajectory.json")
+    print(f"wrote {', '.join(f'{args.output}/{n}' for n in summary['files'])}")
     return 0
 
 

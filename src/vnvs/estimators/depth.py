@@ -135,8 +135,10 @@ class TransformersDepth:
                 except Exception:  # noqa: BLE001
                     net = None
         if net is None:
-            raise MissingDependencyError(f"depth model {self.model} not found locally and could not be downloaded: "
-                                         "pass a local folder or --depth FILE")
+            raise MissingDependencyError(
+                f"depth model {self.model} is not in the Hugging Face cache and could not be downloaded; "
+                f"fetch it once while online (`hf download {self.model}`), or pass a local model folder "
+                "(--depth DIR) or a depth file with one map per frame (--depth FILE.npz)")
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._net = net.eval().to(device)
         cfg = net.config
@@ -299,6 +301,79 @@ def _irls_affine(x: torch.Tensor, y: torch.Tensor, iters: int = 10) -> tuple[flo
     return a, b
 
 
+class DepthScaleAligner:
+    """Streaming :func:`align_depth_scale`: feed consecutive chunks of a video, get aligned depth.
+
+    The last frame of each chunk (its aligned disparity, validity and image) is kept, so the first
+    frame of the next chunk is fitted to it exactly as in one call on the whole video; memory does not
+    grow with the video's length. Arguments as in :func:`align_depth_scale`.
+
+    Example:
+        >>> aligner = DepthScaleAligner()  # doctest: +SKIP
+        >>> for depth, valid, frames in chunks:  # doctest: +SKIP
+        ...     aligned, scale, shift = aligner(depth, valid, frames)
+    """
+
+    def __init__(self, flow: str | FlowEstimator = "dis", min_pixels: int = 64, iters: int = 10) -> None:
+        self.flow = _as_flow(flow)
+        self.min_pixels = min_pixels
+        self.iters = iters
+        self._prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, depth: torch.Tensor, valid: torch.Tensor | None, frames: torch.Tensor):
+        """Align one chunk: ``depth (t, H, W)``, ``valid (t, H, W)`` or ``None``, ``frames (t, 3, H, W)``.
+
+        Returns ``aligned depth (t, H, W)`` float32 (0 where invalid), ``scale (t,)``, ``shift (t,)``.
+        """
+        valid = _check_video_depth(depth, valid, frames)
+        t_n = depth.shape[0]
+        disp = torch.where(valid, 1.0 / depth.clamp_min(1e-30), torch.zeros(())).double()
+        scale = torch.ones(t_n, dtype=torch.float64)
+        shift = torch.zeros(t_n, dtype=torch.float64)
+        out = disp.clone()
+        if self._prev is not None and self._prev[0].shape != disp.shape[1:]:
+            raise InputError(f"depth chunk of size {tuple(disp.shape[1:])} follows one of size "
+                             f"{tuple(self._prev[0].shape)}")
+        if self._prev is None:
+            first, ref, ref_valid, all_frames = 1, None, None, frames.float()
+        else:
+            first = 0
+            ref, ref_valid, ref_frame = self._prev
+            all_frames = torch.cat([ref_frame[None], frames.float()])
+        if all_frames.shape[0] > 1:
+            corr, ok = _pair_correspondences(self.flow, all_frames)
+            corr = corr.double()
+            off = 0 if self._prev is None else 1  # pair index of frame t of this chunk is t - 1 + off
+            for t in range(first, t_n):
+                if t == 0:
+                    prev_disp, prev_valid = ref, ref_valid
+                else:
+                    prev_disp, prev_valid = out[t - 1], valid[t - 1]
+                k = t - 1 + off
+                y = backward_warp(prev_disp[None, None], corr[k:k + 1], padding_mode="zeros")[0, 0]
+                yv = backward_warp(prev_valid[None, None].double(), corr[k:k + 1], padding_mode="zeros")[0, 0] > 0.999
+                m = ok[k] & valid[t] & yv & (y > 0)
+                x_t = disp[t]
+                a = b = None
+                if int(m.sum()) >= self.min_pixels:
+                    a, b = _irls_affine(x_t[m], y[m], iters=self.iters)
+                    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
+                        a = b = None
+                if a is None:
+                    cur, prv = x_t[valid[t]], prev_disp[prev_valid]
+                    a = float(prv.median() / cur.median()) if cur.numel() and prv.numel() else 1.0
+                    b = 0.0
+                new = a * x_t + b
+                floor = 1e-3 * float(new[valid[t]].median()) if valid[t].any() else 1e-12
+                if floor <= 0:
+                    floor = 1e-3 * float((a * x_t[valid[t]]).median())
+                out[t] = torch.where(valid[t], new.clamp_min(floor), torch.zeros(()))
+                scale[t], shift[t] = a, b
+        self._prev = (out[-1].clone(), valid[-1].clone(), frames[-1].float().clone())
+        aligned = torch.where(valid, 1.0 / out.clamp_min(1e-300), torch.zeros(())).float()
+        return aligned, scale, shift
+
+
 def align_depth_scale(depth: torch.Tensor, valid: torch.Tensor | None, frames: torch.Tensor,
                       flow: str | FlowEstimator = "dis", min_pixels: int = 64, iters: int = 10):
     """Remove per-frame scale flicker from relative depth by chaining frames along optical flow.
@@ -309,6 +384,7 @@ def align_depth_scale(depth: torch.Tensor, valid: torch.Tensor | None, frames: t
     gives ``a x_t + b ~ x_{t-1}``. With fewer than ``min_pixels`` such pixels, or a fit with ``a <= 0``,
     the frame is scaled by the ratio of median disparities instead (``b = 0``). The aligned disparity is
     clamped to at least ``1e-3`` times the frame's median aligned disparity, so depth stays positive.
+    :class:`DepthScaleAligner` does the same on a video streamed in chunks.
 
     Args:
         depth: ``(T, H, W)`` depth > 0 where valid.
@@ -319,39 +395,7 @@ def align_depth_scale(depth: torch.Tensor, valid: torch.Tensor | None, frames: t
         ``aligned depth (T, H, W)`` float32 (0 where invalid), ``scale (T,)`` and ``shift (T,)`` float64:
         the disparity of frame ``t`` became ``scale[t] * x_t + shift[t]``.
     """
-    valid = _check_video_depth(depth, valid, frames)
-    T = depth.shape[0]
-    disp = torch.where(valid, 1.0 / depth.clamp_min(1e-30), torch.zeros(())).double()
-    scale = torch.ones(T, dtype=torch.float64)
-    shift = torch.zeros(T, dtype=torch.float64)
-    out = disp.clone()
-    if T > 1:
-        corr, ok = _pair_correspondences(_as_flow(flow), frames.float())
-        corr = corr.double()
-        for t in range(1, T):
-            prev = out[t - 1][None, None]
-            prev_valid = valid[t - 1][None, None].double()
-            y = backward_warp(prev, corr[t - 1:t], padding_mode="zeros")[0, 0]
-            yv = backward_warp(prev_valid, corr[t - 1:t], padding_mode="zeros")[0, 0] > 0.999
-            m = ok[t - 1] & valid[t] & yv & (y > 0)
-            x_t = disp[t]
-            a = b = None
-            if int(m.sum()) >= min_pixels:
-                a, b = _irls_affine(x_t[m], y[m], iters=iters)
-                if not (math.isfinite(a) and math.isfinite(b)) or a <= 0:
-                    a = b = None
-            if a is None:
-                cur, ref = x_t[valid[t]], out[t - 1][valid[t - 1]]
-                a = float(ref.median() / cur.median()) if cur.numel() and ref.numel() else 1.0
-                b = 0.0
-            new = a * x_t + b
-            floor = 1e-3 * float(new[valid[t]].median()) if valid[t].any() else 1e-12
-            if floor <= 0:
-                floor = 1e-3 * float((a * x_t[valid[t]]).median())
-            out[t] = torch.where(valid[t], new.clamp_min(floor), torch.zeros(()))
-            scale[t], shift[t] = a, b
-    aligned = torch.where(valid, 1.0 / out.clamp_min(1e-300), torch.zeros(())).float()
-    return aligned, scale, shift
+    return DepthScaleAligner(flow, min_pixels=min_pixels, iters=iters)(depth, valid, frames)
 
 
 def depth_flicker(depth: torch.Tensor, valid: torch.Tensor | None, frames: torch.Tensor,
@@ -379,5 +423,5 @@ def depth_flicker(depth: torch.Tensor, valid: torch.Tensor | None, frames: torch
     return float(torch.tensor(logs).median()) if logs else 0.0
 
 
-__all__ = ["DEFAULT_DEPTH_MODEL", "DepthEstimator", "DepthPrediction", "FileDepth", "TransformersDepth",
+__all__ = ["DEFAULT_DEPTH_MODEL", "DepthEstimator", "DepthPrediction", "DepthScaleAligner", "FileDepth", "TransformersDepth",
            "align_depth_scale", "depth_flicker", "disparity_to_depth", "get_depth_estimator"]

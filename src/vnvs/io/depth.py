@@ -52,6 +52,32 @@ def _shape_str(shape: tuple[int, ...]) -> str:
     return f"{shape[0]} frames of {shape[1]}x{shape[2]}"
 
 
+def _pick_arrays(path: Path, names: list[str], key: str | None) -> tuple[str, str | None]:
+    """The names of the depth array and of the optional mask array among an ``.npz``'s members."""
+    if key is not None:
+        if key not in names:
+            raise DepthError(f"depth file {path} has no array {key!r} (it has {', '.join(names)})")
+        name = key
+    else:
+        name = next((k for k in _DEPTH_KEYS if k in names), None)
+        others = [k for k in names if k not in _MASK_KEYS]
+        if name is None and len(others) == 1 and others[0] not in _DISPARITY_KEYS:
+            name = others[0]
+        if name is None:
+            disp = [k for k in names if k in _DISPARITY_KEYS]
+            if disp:
+                raise DepthError(
+                    f"depth file {path} holds {disp[0]!r}, not depth; convert it to depth "
+                    f"or pass key={disp[0]!r} to read it as depth anyway"
+                )
+            raise DepthError(
+                f"depth file {path} has no 'depth' or 'depths' array (it has "
+                f"{', '.join(names) or 'nothing'}); pass key= to choose one"
+            )
+    mask_name = next((k for k in _MASK_KEYS if k in names and k != name), None)
+    return name, mask_name
+
+
 def _read_arrays(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Return the depth array and the optional mask array stored in ``path``."""
     if not path.exists():
@@ -72,28 +98,7 @@ def _read_arrays(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | 
             return np.load(path, allow_pickle=False), None
         if head.startswith(b"PK"):
             with np.load(path, allow_pickle=False) as z:
-                names = list(z.files)
-                if key is not None:
-                    if key not in names:
-                        raise DepthError(f"depth file {path} has no array {key!r} (it has {', '.join(names)})")
-                    name = key
-                else:
-                    name = next((k for k in _DEPTH_KEYS if k in names), None)
-                    others = [k for k in names if k not in _MASK_KEYS]
-                    if name is None and len(others) == 1 and others[0] not in _DISPARITY_KEYS:
-                        name = others[0]
-                    if name is None:
-                        disp = [k for k in names if k in _DISPARITY_KEYS]
-                        if disp:
-                            raise DepthError(
-                                f"depth file {path} holds {disp[0]!r}, not depth; convert it to depth "
-                                f"or pass key={disp[0]!r} to read it as depth anyway"
-                            )
-                        raise DepthError(
-                            f"depth file {path} has no 'depth' or 'depths' array (it has "
-                            f"{', '.join(names) or 'nothing'}); pass key= to choose one"
-                        )
-                mask_name = next((k for k in _MASK_KEYS if k in names and k != name), None)
+                name, mask_name = _pick_arrays(path, list(z.files), key)
                 return z[name], (z[mask_name] if mask_name else None)
         raise DepthError(f"cannot read depth file {path}: not a NumPy .npy or .npz file")
     except DepthError:
@@ -152,6 +157,12 @@ def load_depth(
                 f"depth file {path} holds {_shape_str(arr.shape)} but the video has "
                 f"{_shape_str((exp_t, *exp_hw))}"
             )
+    return _checked(arr, mask, path, allow_invalid)
+
+
+def _checked(arr: np.ndarray, mask: np.ndarray | None, path: Path, allow_invalid: bool,
+             first_frame: int = 0) -> DepthMaps:
+    """Validate depth (and mask) arrays of shape ``(T, H, W)`` and convert them to :class:`DepthMaps`."""
     depth = arr.astype(np.float32, copy=False)
     finite = np.isfinite(depth)
     with np.errstate(invalid="ignore"):
@@ -182,12 +193,179 @@ def load_depth(
         n_other = int(bad.sum()) - int(fb.sum())
         more = f" (and {n_other} more in later frames)" if n_other else ""
         raise DepthError(
-            f"depth file {path} has {what} values in frame {t}{more}; pass allow_invalid=True "
+            f"depth file {path} has {what} values in frame {t + first_frame}{more}; pass allow_invalid=True "
             f"or store a 'valid' mask to mark them invalid"
         )
     valid &= ok
     depth = np.where(valid, depth, np.float32(0.0)).astype(np.float32, copy=False)
     return DepthMaps(torch.from_numpy(np.ascontiguousarray(depth)), torch.from_numpy(valid))
+
+
+class DepthReader:
+    """A depth file read a range of frames at a time, so memory does not grow with its length.
+
+    Reads the files :func:`load_depth` reads, with the same checks, applied to the frames read.
+    ``.npy`` files and uncompressed ``.npz`` members (``np.savez``) are memory-mapped; compressed
+    members (``np.savez_compressed``) are decompressed as a stream, which is fast when frames are
+    read in increasing order (going back restarts the stream).
+
+    Args:
+        path: the depth file.
+        key: name of the depth array in an ``.npz``.
+        allow_invalid: mark non-finite and non-positive values invalid instead of raising.
+
+    Example:
+        >>> reader = DepthReader("depth.npz")  # doctest: +SKIP
+        >>> maps = reader.read(0, 16)  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike, *, key: str | None = None, allow_invalid: bool = False) -> None:
+        self.path = Path(path)
+        self.allow_invalid = allow_invalid
+        self._zip: zipfile.ZipFile | None = None
+        self._streams: dict[str, dict] = {}
+        _read_head(self.path)
+        try:
+            self._open(key)
+        except DepthError:
+            self.close()
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            self.close()
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise DepthError(f"cannot read depth file {self.path}: {msg}") from None
+
+    def _open(self, key: str | None) -> None:
+        head = _read_head(self.path)
+        self._depth = self._mask = None
+        if head.startswith(b"\x93NUMPY"):
+            if key is not None:
+                raise DepthError(f"depth file {self.path} is a .npy file and has no key {key!r}")
+            self._depth = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            shape, dtype = self._depth.shape, self._depth.dtype
+        elif head.startswith(b"PK"):
+            self._zip = zipfile.ZipFile(self.path)
+            names = [n[:-4] for n in self._zip.namelist() if n.endswith(".npy")]
+            name, mask_name = _pick_arrays(self.path, names, key)
+            self._depth, shape, dtype = self._member(name)
+            if mask_name:
+                self._mask, mshape, mdtype = self._member(mask_name)
+                if mdtype.kind not in "biuf":
+                    raise DepthError(f"depth file {self.path} has a mask of {mdtype} values, not booleans")
+                if _shape3(mshape) != _shape3(shape):
+                    raise DepthError(f"depth file {self.path} has a mask of shape {tuple(mshape)} but depth of "
+                                     f"shape {tuple(shape)}")
+        else:
+            raise DepthError(f"cannot read depth file {self.path}: not a NumPy .npy or .npz file")
+        if dtype.kind not in "fiu":
+            raise DepthError(f"depth file {self.path} holds {dtype} values, not numbers")
+        self.shape = _shape3(shape, self.path)
+        self.num_frames = self.shape[0]
+        self.size = (self.shape[1], self.shape[2])
+
+    def _member(self, name: str):
+        """A memory map of an uncompressed member, or a streaming reader of a compressed one."""
+        assert self._zip is not None
+        info = self._zip.getinfo(name + ".npy")
+        with self._zip.open(info) as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            header_len = f.tell()
+        if fortran or dtype.hasobject:
+            raise DepthError(f"depth file {self.path}: array {name!r} is not a C-ordered numeric array")
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(self.path, "rb") as raw:
+                raw.seek(info.header_offset + 26)
+                n_name, n_extra = np.frombuffer(raw.read(4), dtype="<u2")
+            offset = info.header_offset + 30 + int(n_name) + int(n_extra) + header_len
+            return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape)), shape, dtype
+        self._streams[name] = {"info": info, "file": None, "pos": 0, "header": header_len, "dtype": dtype}
+        return name, shape, dtype
+
+    def _rows(self, src, start: int, stop: int) -> np.ndarray:
+        if not isinstance(src, str):  # a memory map
+            return np.asarray(src.reshape(self.shape)[start:stop])
+        st = self._streams[src]
+        assert self._zip is not None
+        frame_bytes = self.shape[1] * self.shape[2] * st["dtype"].itemsize
+        if st["file"] is None or st["pos"] > start:
+            if st["file"] is not None:
+                st["file"].close()
+            st["file"] = self._zip.open(st["info"])
+            st["file"].read(st["header"])
+            st["pos"] = 0
+        f = st["file"]
+        skip = (start - st["pos"]) * frame_bytes
+        while skip > 0:
+            got = len(f.read(min(skip, 1 << 24)))
+            if got == 0:
+                break
+            skip -= got
+        want = (stop - start) * frame_bytes
+        data = f.read(want)
+        if len(data) != want:
+            raise DepthError(f"cannot read depth file {self.path}: the data is truncated")
+        st["pos"] = stop
+        return np.frombuffer(data, dtype=st["dtype"]).reshape(stop - start, *self.shape[1:])
+
+    def read(self, start: int, stop: int) -> DepthMaps:
+        """Frames ``start:stop`` as :class:`DepthMaps` (checked like :func:`load_depth`)."""
+        if not 0 <= start < stop <= self.num_frames:
+            raise DepthError(f"depth file {self.path} holds {self.num_frames} frames; frames {start}:{stop} "
+                             "were asked for")
+        try:
+            depth = self._rows(self._depth, start, stop)
+            mask = self._rows(self._mask, start, stop) if self._mask is not None else None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise DepthError(f"cannot read depth file {self.path}: {msg}") from None
+        return _checked(np.array(depth), None if mask is None else np.array(mask), self.path,
+                        self.allow_invalid, first_frame=start)
+
+    def close(self) -> None:
+        for st in self._streams.values():
+            if st["file"] is not None:
+                st["file"].close()
+        self._streams.clear()
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+
+    def __enter__(self) -> "DepthReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _read_head(path: Path) -> bytes:
+    if not path.exists():
+        raise DepthError(f"depth file {path} does not exist")
+    if path.is_dir():
+        raise DepthError(f"depth file {path} is a folder, not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise DepthError(f"cannot read depth file {path}: {e.strerror or e}") from None
+    if not head:
+        raise DepthError(f"cannot read depth file {path}: the file is empty")
+    return head
+
+
+def _shape3(shape, path: Path | None = None) -> tuple[int, int, int]:
+    """``(T, H, W)`` of a stored depth shape (the layouts :func:`_to_3d` accepts)."""
+    shape = tuple(int(x) for x in shape)
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) == 4 and shape[1] == 1:
+        return (shape[0], shape[2], shape[3])
+    if len(shape) == 4 and shape[3] == 1:
+        return shape[:3]
+    if len(shape) == 3:
+        return shape
+    raise DepthError(f"depth file {path} holds depth of shape {shape}; expected (T, H, W) or (H, W)")
 
 
 def transform_depth(depth: torch.Tensor, valid: torch.Tensor,

@@ -512,6 +512,56 @@ def iter_video_chunks(
     return _chunks(reader, int(chunk_size))
 
 
+class VideoStream:
+    """A video opened for streaming: what it holds is known before any frame is decoded.
+
+    The resize-and-crop is planned from the probed size, so depth files and intrinsics can be
+    matched before decoding; :meth:`chunks` then decodes the selected frames in order, a chunk at a
+    time, so memory does not grow with the video's length.
+
+    Args: those of :func:`read_video`.
+
+    Example:
+        >>> stream = VideoStream("clip.mp4", size=256)  # doctest: +SKIP
+        >>> for start, frames in stream.chunks(16):  # doctest: +SKIP
+        ...     print(start, frames.shape)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, stride: int = 1, max_frames: int | None = None,
+                 size: int | tuple[int, int] | None = None, multiple: int = 1, fit: Fit = "resize",
+                 start: int = 0) -> None:
+        self.path = Path(path)
+        self._reader = _Reader(self.path, stride, max_frames, size, multiple, fit, start)
+        self.info: VideoInfo = probe_video(self.path)
+        stride, start = int(stride), int(start)
+        available = max(0, -(-(self.info.num_frames - start) // stride))
+        self.num_frames: int = available if max_frames is None else min(available, int(max_frames))
+        """Frames the stream is expected to yield (the container's count; decoding may give up to 2 fewer)."""
+        if self.num_frames == 0:
+            raise VideoError(f"video {self.path} has {self.info.num_frames} frames, none at or after start={start}")
+        self.transform: FrameTransform = plan_transform(self.info.size, size, multiple=multiple, fit=fit)
+        self.fps: float = self.info.fps / stride
+        self.stride, self.start = stride, start
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of the decoded frames."""
+        return self.transform.size
+
+    def frame_index(self, i: int) -> int:
+        """Index in the file of selected frame ``i``."""
+        return self.start + i * self.stride
+
+    def chunks(self, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(first selected index, (t, 3, H, W) float32 frames)`` in order."""
+        if int(chunk_size) < 1:
+            raise VideoError(f"chunk_size must be positive, got {chunk_size}")
+        done = 0
+        for frames in _chunks(self._reader, int(chunk_size)):
+            yield done, frames
+            done += frames.shape[0]
+
+
 def _chunks(reader: _Reader, chunk_size: int) -> Iterator[torch.Tensor]:
     buf: list[np.ndarray] = []
     for img in reader.frames():

@@ -28,6 +28,8 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, unit: s
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=_disable(), leave=False, dynamic_ncols=True)
 
 
-def progress_bar(desc: str, total: int | None = None, unit: str = "it"):
-    """A manual progress bar (``with progress_bar(...) as bar: bar.update(n)``)."""
-    return tqdm(desc=desc, total=total, unit=unit, disable=_disable(), leave=False, dynamic_ncols=True)
+def progress_bar(desc: str, total: int | None = None, unit: str = "it", position: int | None = None):
+    """A manual progress bar (``with progress_bar(...) as bar: bar.update(n)``); ``position`` stacks
+    several bars (0 = top line)."""
+    return tqdm(desc=desc, total=total, unit=unit, disable=_disable(), leave=False, dynamic_ncols=True,
+                position=position)
