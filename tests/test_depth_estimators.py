@@ -138,3 +138,17 @@ def test_align_keeps_invalid_and_single_frame(static_video):
     assert depth_flicker(depth[:1], None, video.frames[:1]) == 0.0
     with pytest.raises(InputError):
         align_depth_scale(depth[:, :50], None, video.frames)
+
+
+def test_ground_truth_depth_matches_the_rendered_video():
+    from vnvs.estimators.depth import GroundTruthDepth
+
+    scene = generate_scene(4)
+    video = render_source_video(scene, num_frames=5, size=(24, 32), seed=4)
+    est = GroundTruthDepth(scene, video.w2c, video.K, video.times)
+    pred = est(video.frames)
+    assert pred.kind == "metric" and pred.valid.all()
+    torch.testing.assert_close(pred.depth, video.depth)
+    torch.testing.assert_close(est(video.frames[2:4], start=2).depth, video.depth[2:4])
+    with pytest.raises(InputError, match="beyond"):
+        est(video.frames, start=3)

@@ -247,6 +247,37 @@ class FileDepth:
         return DepthPrediction(maps.depth, maps.valid, self.kind)
 
 
+@dataclass
+class GroundTruthDepth:
+    """Exact depth of a procedural scene (:mod:`vnvs.synthetic`) seen by known cameras at known times.
+
+    Called on the frames rendered by the same cameras (or any chunk ``start:start+t`` of them, with
+    ``start``), it renders the scene's z-depth for them; every pixel is valid (the scenes are closed).
+    """
+
+    scene: object
+    """A :class:`vnvs.synthetic.Scene`."""
+    w2c: torch.Tensor
+    """``(N, 4, 4)`` cameras of the frames."""
+    K: torch.Tensor
+    """``(N, 3, 3)`` intrinsics."""
+    times: torch.Tensor
+    """``(N,)`` scene times in [0, 1]."""
+    kind: str = field(default="metric", init=False)
+    name: str = field(default="ground-truth", init=False)
+
+    def __call__(self, frames: torch.Tensor, start: int = 0) -> DepthPrediction:
+        from vnvs.synthetic import render_depth
+
+        _check_frames(frames)
+        T, _, H, W = frames.shape
+        if start < 0 or start + T > self.w2c.shape[0]:
+            raise InputError(f"frames {start}..{start + T - 1} are beyond the {self.w2c.shape[0]} known cameras")
+        sl = slice(start, start + T)
+        depth, _ = render_depth(self.scene, self.w2c[sl], self.K[sl], H, W, self.times[sl])
+        return DepthPrediction(depth.float(), torch.isfinite(depth) & (depth > 0), "metric")
+
+
 def get_depth_estimator(spec: str = DEFAULT_DEPTH_MODEL, **kwargs) -> DepthEstimator:
     """A depth estimator from a spec: a ``.npy`` / ``.npz`` path -> :class:`FileDepth`; anything else
     (a hub id or a local model folder) -> :class:`TransformersDepth` (``kwargs`` go to the constructor)."""
@@ -423,5 +454,5 @@ def depth_flicker(depth: torch.Tensor, valid: torch.Tensor | None, frames: torch
     return float(torch.tensor(logs).median()) if logs else 0.0
 
 
-__all__ = ["DEFAULT_DEPTH_MODEL", "DepthEstimator", "DepthPrediction", "DepthScaleAligner", "FileDepth", "TransformersDepth",
+__all__ = ["DEFAULT_DEPTH_MODEL", "DepthEstimator", "DepthPrediction", "DepthScaleAligner", "FileDepth", "GroundTruthDepth", "TransformersDepth",
            "align_depth_scale", "depth_flicker", "disparity_to_depth", "get_depth_estimator"]

@@ -201,11 +201,20 @@ def _checked(arr: np.ndarray, mask: np.ndarray | None, path: Path, allow_invalid
     return DepthMaps(torch.from_numpy(np.ascontiguousarray(depth)), torch.from_numpy(valid))
 
 
+@dataclass(frozen=True)
+class _Span:
+    """Where an uncompressed array's data starts in the file, and its dtype."""
+
+    offset: int
+    dtype: np.dtype
+
+
 class DepthReader:
     """A depth file read a range of frames at a time, so memory does not grow with its length.
 
     Reads the files :func:`load_depth` reads, with the same checks, applied to the frames read.
-    ``.npy`` files and uncompressed ``.npz`` members (``np.savez``) are memory-mapped; compressed
+    ``.npy`` files and uncompressed ``.npz`` members (``np.savez``) are read with plain file reads of
+    just the frames asked for (no memory map, whose pages would count as the process's memory); compressed
     members (``np.savez_compressed``) are decompressed as a stream, which is fast when frames are
     read in increasing order (going back restarts the stream).
 
@@ -241,8 +250,14 @@ class DepthReader:
         if head.startswith(b"\x93NUMPY"):
             if key is not None:
                 raise DepthError(f"depth file {self.path} is a .npy file and has no key {key!r}")
-            self._depth = np.load(self.path, mmap_mode="r", allow_pickle=False)
-            shape, dtype = self._depth.shape, self._depth.dtype
+            with open(self.path, "rb") as f:
+                major, _ = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(f)
+                offset = f.tell()
+            if fortran or dtype.hasobject:
+                raise DepthError(f"depth file {self.path} does not hold a C-ordered numeric array")
+            self._depth = _Span(offset, dtype)
         elif head.startswith(b"PK"):
             self._zip = zipfile.ZipFile(self.path)
             names = [n[:-4] for n in self._zip.namelist() if n.endswith(".npy")]
@@ -279,13 +294,19 @@ class DepthReader:
                 raw.seek(info.header_offset + 26)
                 n_name, n_extra = np.frombuffer(raw.read(4), dtype="<u2")
             offset = info.header_offset + 30 + int(n_name) + int(n_extra) + header_len
-            return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape)), shape, dtype
+            return _Span(offset, dtype), shape, dtype
         self._streams[name] = {"info": info, "file": None, "pos": 0, "header": header_len, "dtype": dtype}
         return name, shape, dtype
 
     def _rows(self, src, start: int, stop: int) -> np.ndarray:
-        if not isinstance(src, str):  # a memory map
-            return np.asarray(src.reshape(self.shape)[start:stop])
+        if isinstance(src, _Span):  # uncompressed: read the bytes of these frames
+            frame = self.shape[1] * self.shape[2]
+            with open(self.path, "rb") as f:
+                f.seek(src.offset + start * frame * src.dtype.itemsize)
+                data = np.fromfile(f, dtype=src.dtype, count=(stop - start) * frame)
+            if data.size != (stop - start) * frame:
+                raise DepthError(f"cannot read depth file {self.path}: the data is truncated")
+            return data.reshape(stop - start, *self.shape[1:])
         st = self._streams[src]
         assert self._zip is not None
         frame_bytes = self.shape[1] * self.shape[2] * st["dtype"].itemsize

@@ -183,9 +183,10 @@ class _Outputs:
         self.cond = VideoWriter(self.tmp / "conditioning.mp4", fps)
         self.sbs = VideoWriter(self.tmp / "side_by_side.mp4", fps)
         self.depth = self.valid = None
-        if save_depth:
-            self.depth = np.lib.format.open_memmap(self.tmp / "depth.npy", "w+", np.float32, depth_shape)
-            self.valid = np.lib.format.open_memmap(self.tmp / "valid.npy", "w+", np.bool_, depth_shape)
+        self.depth_shape = depth_shape
+        if save_depth:  # raw bytes appended in frame order, packed into depth.npz at the end
+            self.depth = open(self.tmp / "depth.raw", "wb")
+            self.valid = open(self.tmp / "valid.raw", "wb")
         self.depth_frames = 0
 
     def write(self, source: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor, novel: torch.Tensor) -> None:
@@ -195,8 +196,9 @@ class _Outputs:
 
     def write_depth(self, start: int, depth: torch.Tensor, valid: torch.Tensor) -> None:
         if self.depth is not None:
-            self.depth[start:start + depth.shape[0]] = depth.numpy()
-            self.valid[start:start + depth.shape[0]] = valid.numpy()
+            assert start == self.depth_frames, "depth must be written in frame order"
+            self.depth.write(depth.numpy().astype(np.float32, copy=False).tobytes())
+            self.valid.write(valid.numpy().astype(np.bool_, copy=False).tobytes())
             self.depth_frames = start + depth.shape[0]
 
     def finish(self, traj: Trajectory) -> list[str]:
@@ -204,16 +206,21 @@ class _Outputs:
             w.close()
         traj.save(self.tmp / "trajectory.json")
         if self.depth is not None:
-            n = self.depth_frames
+            self.depth.close()
+            self.valid.close()
+            _, H, W = self.depth_shape
+            shape = (self.depth_frames, H, W)
             with zipfile.ZipFile(self.tmp / "depth.npz.part", "w", zipfile.ZIP_DEFLATED) as z:
-                for name, arr in (("depth", self.depth[:n]), ("valid", self.valid[:n])):
-                    with z.open(f"{name}.npy", "w", force_zip64=True) as f:
-                        np.lib.format.write_array(f, np.asarray(arr) if arr.size < (1 << 22) else arr,
-                                                  allow_pickle=False)
+                for name, dtype in (("depth", np.float32), ("valid", np.bool_)):
+                    with z.open(f"{name}.npy", "w", force_zip64=True) as f, open(self.tmp / f"{name}.raw", "rb") as raw:
+                        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                                  "shape": shape}
+                        np.lib.format.write_array_header_1_0(f, header)
+                        shutil.copyfileobj(raw, f, 1 << 22)
             self.depth = self.valid = None
             os.replace(self.tmp / "depth.npz.part", self.tmp / "depth.npz")
-            (self.tmp / "depth.npy").unlink()
-            (self.tmp / "valid.npy").unlink()
+            (self.tmp / "depth.raw").unlink()
+            (self.tmp / "valid.raw").unlink()
         self.out.mkdir(parents=True, exist_ok=True)
         names = []
         for p in sorted(self.tmp.iterdir()):
@@ -229,6 +236,9 @@ class _Outputs:
                 w._abort(RuntimeError("aborted"))
             except Exception:  # noqa: BLE001 - cleaning up after an earlier error
                 pass
+        for f in (self.depth, self.valid):
+            if f is not None:
+                f.close()
         self.depth = self.valid = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
