@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_trajectory)
 
     _add_prepare_parser(sub)
+    from vnvs.evaluation.cli import add_eval_parser
+
+    add_eval_parser(sub)
+    from vnvs.training.cli import add_train_parser
+
+    add_train_parser(sub).set_defaults(func=_cmd_train)
     return parser
 
 
@@ -196,6 +202,12 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(json.dumps(summary.to_dict()))
     print(summary.line())
     return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vnvs.training.cli import run_train
+
+    return run_train(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,24 +1,90 @@
-"""Generators fill a novel view from its control signal; ``get_generator(name)`` picks one."""
+"""Generators fill a novel view from its control signal; ``get_generator(name)`` picks one.
+
+Names: the registered ones (:data:`GENERATORS`: ``warp``, ``warp+inpaint``, ``default``) or the path
+of a saved model folder (``config.json`` + ``model.safetensors``, as ``vnvs train`` writes to
+``OUTPUT/model``), which becomes a :class:`~vnvs.generators.learned.LearnedGenerator`.
+"""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 from vnvs.errors import InputError
 from vnvs.generators.base import Generator
 from vnvs.generators.classical import InpaintGenerator, WarpGenerator
 
+log = logging.getLogger(__name__)
+
+SHIPPED_CHECKPOINT = "vnvs-dit-small"
+"""Folder name, under ``vnvs/checkpoints/``, of the model that ships with the package."""
+
 GENERATORS = {
-    "warp": ("the warped source frame, holes left black", WarpGenerator),
-    "warp+inpaint": ("the warped source frame with holes filled by OpenCV inpainting", InpaintGenerator),
+    "warp": "the warped source frame, holes left black",
+    "warp+inpaint": "the warped source frame with holes filled by OpenCV inpainting",
+    "default": f"the shipped model ({SHIPPED_CHECKPOINT}) when installed, else warp+inpaint",
 }
+"""Registered generator names and what they do; a saved model folder is accepted as a name too."""
 DEFAULT_GENERATOR = "warp+inpaint"
 
 
-def get_generator(name: str | None = None) -> Generator:
-    """The generator registered under ``name`` (default: the best one available offline)."""
+def shipped_checkpoint() -> Path | None:
+    """The folder of the model shipped with the package (``vnvs/checkpoints/vnvs-dit-small``), or None."""
+    from vnvs.generators.learned import is_model_folder
+
+    path = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED_CHECKPOINT
+    return path if is_model_folder(path) else None
+
+
+def get_generator(name: str | None = None, **options) -> Generator:
+    """The generator called ``name`` (default :data:`DEFAULT_GENERATOR`).
+
+    Args:
+        name: a key of :data:`GENERATORS` or a saved model folder.
+        options: settings of learned generators (``steps``, ``guidance``, ``device``, ``resolution``,
+            ``window``, ... of :class:`~vnvs.generators.learned.LearnedGenerator`); the classical
+            generators ignore them.
+
+    Raises:
+        InputError: unknown name (the message lists the options), or a folder that holds no model.
+    """
     name = name or DEFAULT_GENERATOR
-    if name not in GENERATORS:
-        raise InputError(f"unknown generator {name!r}; available: {', '.join(GENERATORS)}")
-    return GENERATORS[name][1]()
+    if name == "warp":
+        return WarpGenerator()
+    if name == "warp+inpaint":
+        return InpaintGenerator()
+    if name == "default":
+        path = shipped_checkpoint()
+        if path is None:
+            log.warning("the shipped model %s is not installed; generator 'default' uses warp+inpaint",
+                        SHIPPED_CHECKPOINT)
+            return InpaintGenerator()
+        return _learned(path, options)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _learned(path, options)
+    raise InputError(f"unknown generator {name!r}; available: {', '.join(GENERATORS)}, "
+                     "or a saved model folder (config.json + model.safetensors)")
 
 
-__all__ = ["DEFAULT_GENERATOR", "GENERATORS", "Generator", "InpaintGenerator", "WarpGenerator", "get_generator"]
+def _learned(path: Path, options: dict) -> Generator:
+    from vnvs.generators.learned import LearnedGenerator
+
+    return LearnedGenerator(path, **options)
+
+
+def __getattr__(name: str):
+    # heavy classes on first use, so `import vnvs.generators` stays light
+    if name == "LearnedGenerator":
+        from vnvs.generators.learned import LearnedGenerator
+
+        return LearnedGenerator
+    if name == "WindowedGenerator":
+        from vnvs.generators.windows import WindowedGenerator
+
+        return WindowedGenerator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_GENERATOR", "GENERATORS", "Generator", "InpaintGenerator", "LearnedGenerator", "SHIPPED_CHECKPOINT",
+           "WarpGenerator", "WindowedGenerator", "get_generator", "shipped_checkpoint"]

@@ -1,0 +1,231 @@
+"""A trained novel-view model as a generator: control ``(T, 9, H, W)`` -> frames ``(T, 3, H, W)``.
+
+:class:`LearnedGenerator` wraps :class:`vnvs.pipelines.sampling.NovelViewPipeline` and hides the
+model's size rules from callers:
+
+* the frames are resized to multiples of ``model.spatial_multiple`` (or to ``resolution`` on the
+  short side): source and warped images bilinearly with antialiasing (area-like when shrinking),
+  the correspondence ``C`` bilinearly, both weighted by the mask so that values outside ``M`` never
+  leak in, and ``M`` itself with nearest neighbour; the frames come back bilinearly at the input size;
+* the frame count is padded to ``(T - 1) % model.temporal_multiple == 0`` by repeating the last
+  frame; the extra frames are dropped afterwards;
+* clips longer than the model's window (``model.window`` or ``window=``) run in overlapping
+  sliding windows with linear cross-fades (:mod:`vnvs.generators.windows`); on
+  ``torch.cuda.OutOfMemoryError`` the window is halved, the user is told once, and the clip is redone.
+
+A model folder (``config.json`` + ``model.safetensors``, written by ``NovelViewModel.save_pretrained``;
+``vnvs train`` writes ``OUTPUT/model``) may hold a ``sampling.json`` with default settings:
+``{"steps": 20, "guidance": 1.0, "shift": 3.0, "resolution": 128, "window": 16, "overlap": 4,
+"composite": false}`` (any subset); arguments given to :class:`LearnedGenerator` take precedence.
+
+With ``composite`` the generated frames are used only where no source pixel landed (``M = 0``) and
+the warped source frame ``I_r`` is kept, at full resolution, everywhere else: the model then works as
+an inpainter at its own (possibly lower) resolution, and co-visible detail is not limited by it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from vnvs.errors import InputError
+from vnvs.generators.windows import OomRetry
+from vnvs.geometry.control import CONTROL_CHANNELS
+
+MODEL_FILES = ("config.json", "model.safetensors")
+"""Files that make a folder a saved model (``NovelViewModel.save_pretrained``)."""
+SAMPLING_FILE = "sampling.json"
+"""Optional file of sampling defaults beside a saved model."""
+SAMPLING_KEYS = ("steps", "guidance", "shift", "resolution", "window", "overlap", "composite")
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding a saved model (``config.json`` and ``model.safetensors``)."""
+    p = Path(path)
+    return p.is_dir() and all((p / f).is_file() for f in MODEL_FILES)
+
+
+def read_sampling_defaults(path: str | os.PathLike) -> dict:
+    """The ``sampling.json`` beside a saved model (empty when there is none)."""
+    file = Path(path) / SAMPLING_FILE
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"cannot read {file}: {exc}") from None
+    unknown = sorted(set(data) - set(SAMPLING_KEYS)) if isinstance(data, dict) else None
+    if unknown is None or unknown:
+        raise InputError(f"{file} must be a JSON object with keys among {', '.join(SAMPLING_KEYS)}"
+                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    return data
+
+
+def working_size(height: int, width: int, multiple: int, resolution: int | None = None) -> tuple[int, int]:
+    """Frame size the model runs at: ``(H, W)`` scaled so the short side is ``resolution`` (if given),
+    then rounded to the nearest multiple of ``multiple`` (at least one multiple).
+
+    Example:
+        >>> working_size(30, 45, 8), working_size(480, 720, 16, resolution=64), working_size(3, 3, 8)
+        ((32, 48), (64, 96), (8, 8))
+    """
+    h, w = float(height), float(width)
+    if resolution is not None:
+        scale = float(resolution) / min(h, w)
+        h, w = h * scale, w * scale
+    m = max(1, int(multiple))
+    return max(m, int(round(h / m)) * m), max(m, int(round(w / m)) * m)
+
+
+def _masked_resize(x: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``x (T, C, H, W)`` counting only pixels where ``weight (T, 1, H, W)`` is 1."""
+    num = F.interpolate(x * weight, size=size, mode="bilinear", align_corners=False, antialias=True)
+    den = F.interpolate(weight, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return num / den.clamp(min=1e-6)
+
+
+def resize_control(control: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a control signal ``(T, 9, H, W)`` to ``size``, channel by channel as its meaning asks.
+
+    ``I_s``: bilinear with antialiasing. ``M``: nearest neighbour. ``C`` (normalised coordinates,
+    resolution independent) and ``I_r``: bilinear over the masked pixels only, then zero outside the
+    new mask, so the signal keeps the form of ``vnvs.geometry.build_control_signal``.
+    """
+    if tuple(control.shape[-2:]) == tuple(size):
+        return control
+    src, corr, warped, mask = control[:, 0:3], control[:, 3:5], control[:, 5:8], control[:, 8:9]
+    m = (mask > 0.5).to(control.dtype)
+    new_mask = F.interpolate(m, size=size, mode="nearest-exact")
+    src = F.interpolate(src, size=size, mode="bilinear", align_corners=False, antialias=True)
+    masked = _masked_resize(torch.cat([corr, warped], 1), m, size) * new_mask
+    return torch.cat([src, masked, new_mask], 1)
+
+
+def pad_frames(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Repeat the last frame of ``x (T, ...)`` until ``(T - 1) % multiple == 0``.
+
+    Example:
+        >>> pad_frames(torch.arange(6.0), 4).tolist()
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    """
+    m = max(1, int(multiple))
+    T = x.shape[0]
+    padded = 1 + math.ceil((T - 1) / m) * m
+    if padded == T:
+        return x
+    return torch.cat([x, x[-1:].expand(padded - T, *x.shape[1:])], 0)
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+class LearnedGenerator:
+    """A trained :class:`vnvs.models.NovelViewModel` behind the :class:`vnvs.generators.Generator` interface.
+
+    Args:
+        model: a saved model folder (``config.json`` + ``model.safetensors``) or a ``NovelViewModel``.
+        steps: Euler steps (default: ``sampling.json``, else :data:`vnvs.pipelines.sampling.DEFAULT_STEPS`).
+        guidance: classifier-free guidance scale on the control signal (1: none, one pass per step).
+        shift: timestep shift (default: ``sampling.json``, else the pipeline's).
+        device: where the model runs (default: CUDA when available, else CPU).
+        dtype: model weights' dtype (default float32).
+        resolution: short side of the frames the model sees (default: the input's, rounded to
+            ``spatial_multiple``).
+        window: frames per model call (default: ``sampling.json``, else ``model.window``, else whole clips).
+        overlap: frames shared by neighbouring windows.
+        composite: keep the warped source frame where ``M = 1`` and use the model only in the holes.
+        name: the generator's name in reports (default: the folder's name, or ``"learned"``).
+        show_progress: show a bar over the sampling steps.
+
+    Example:
+        >>> gen = LearnedGenerator("runs/exp1/model", steps=10)   # doctest: +SKIP
+        >>> frames = gen(control, seed=0)                          # (T, 3, H, W) in [0, 1]  # doctest: +SKIP
+    """
+
+    def __init__(self, model, *, steps: int | None = None, guidance: float | None = None, shift: float | None = None,
+                 device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+                 resolution: int | None = None, window: int | None = None, overlap: int | None = None,
+                 composite: bool | None = None, name: str | None = None, show_progress: bool = False):
+        from vnvs.pipelines.sampling import NovelViewPipeline
+
+        defaults: dict = {}
+        if isinstance(model, (str, os.PathLike)):
+            path = Path(model)
+            if not is_model_folder(path):
+                raise InputError(f"{path} is not a saved model folder (it needs {' and '.join(MODEL_FILES)})")
+            defaults = read_sampling_defaults(path)
+            from vnvs.models import NovelViewModel
+
+            loaded = NovelViewModel.from_pretrained(path)
+            name = name or path.resolve().name
+        else:
+            loaded = model
+        device = torch.device(device) if device is not None else _default_device()
+        loaded = loaded.to(device=device, dtype=dtype) if dtype is not None else loaded.to(device=device)
+        loaded.eval()
+        self.model = loaded
+        self.pipeline = NovelViewPipeline(loaded)
+        self.name = name or "learned"
+        self.steps = steps if steps is not None else defaults.get("steps")
+        self.guidance = float(guidance if guidance is not None else defaults.get("guidance", 1.0))
+        self.shift = shift if shift is not None else defaults.get("shift")
+        self.resolution = resolution if resolution is not None else defaults.get("resolution")
+        self.composite = bool(composite if composite is not None else defaults.get("composite", False))
+        self.show_progress = show_progress
+        window = window if window is not None else defaults.get("window", getattr(loaded, "window", None))
+        overlap = int(overlap if overlap is not None else defaults.get("overlap", 4))
+        for label, value in (("steps", self.steps), ("resolution", self.resolution), ("window", window)):
+            if value is not None and int(value) < 1:
+                raise InputError(f"{label} must be a positive integer, got {value}")
+        if overlap < 0:
+            raise InputError(f"overlap must be >= 0, got {overlap}")
+        self._retry = OomRetry(window=None if window is None else int(window), overlap=overlap,
+                               temporal_multiple=self.temporal_multiple, label=self.name)
+
+    @property
+    def spatial_multiple(self) -> int:
+        """Frame height and width the model runs at are multiples of this."""
+        return int(getattr(self.model, "spatial_multiple", 1))
+
+    @property
+    def temporal_multiple(self) -> int:
+        """Frame counts the model runs on satisfy ``(T - 1) % temporal_multiple == 0``."""
+        return int(getattr(self.model, "temporal_multiple", 1))
+
+    @property
+    def window(self) -> int | None:
+        """Frames per model call (None: whole clips); shrinks after an out-of-memory error."""
+        return self._retry.window
+
+    @property
+    def overlap(self) -> int:
+        """Frames shared by neighbouring windows."""
+        return self._retry.overlap
+
+    def _generate_clip(self, control: torch.Tensor, seed: int) -> torch.Tensor:
+        """One window: resize and pad for the model, sample, crop and resize back."""
+        T, _, H, W = control.shape
+        size = working_size(H, W, self.spatial_multiple, self.resolution)
+        x = pad_frames(resize_control(control.float(), size), self.temporal_multiple)
+        frames = self.pipeline(x[None], num_inference_steps=self.steps, guidance_scale=self.guidance, shift=self.shift,
+                               seed=seed, show_progress=self.show_progress)[0, :T].float().cpu()
+        if size != (H, W):
+            frames = F.interpolate(frames, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
+        if self.composite:
+            mask = control[:, 8:9].float() > 0.5
+            frames = torch.where(mask, control[:, 5:8].float().cpu(), frames)
+        return frames.clamp(0, 1)
+
+    def __call__(self, control: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
+        """``(T, 9, H, W)`` control signal -> ``(T, 3, H, W)`` frames in [0, 1], float32 on the CPU."""
+        if control.dim() != 4 or control.shape[1] != CONTROL_CHANNELS:
+            raise InputError(f"control signal must be (T, {CONTROL_CHANNELS}, H, W), got {tuple(control.shape)}")
+        if control.shape[0] == 0:
+            raise InputError("control signal has no frames")
+        return self._retry(self._generate_clip, control, seed)
