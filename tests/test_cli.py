@@ -39,7 +39,7 @@ def test_demo_writes_outputs_and_is_deterministic(tmp_path, capsys):
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     for key in ("psnr", "ssim", "psnr_covisible", "psnr_disoccluded", "frames", "height", "width", "generator", "seconds"):
         assert key in m
-    assert (m["frames"], m["height"], m["width"], m["generator"]) == (6, 64, 64, "warp+inpaint")
+    assert (m["frames"], m["height"], m["width"], m["generator"]) == (6, 64, 64, "vnvs-dit-small")  # the shipped model
     assert m["psnr_covisible"] > 25 and m["psnr_covisible"] > m["psnr_disoccluded"]
     assert read_video(tmp_path / "a" / "novel.mp4").frames.shape == (6, 3, 64, 64)
     code, _, err = run_cli(args + ["--output", tmp_path / "b"], capsys)

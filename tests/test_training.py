@@ -178,7 +178,7 @@ def test_presets_and_files(tmp_path):
     for name in PRESETS:
         cfg = get_preset(name)
         assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    assert get_preset("dit-small").lr == 4e-5
+    assert get_preset("dit-small").lr == 5e-4 and get_preset("wan-1.3b").lr == 4e-5  # scratch vs finetuning
     assert set(get_preset("dit-small-doubleproj").data) == {"covis", "synthetic-covis"}
     assert set(get_preset("dit-small-no-real").data) == {"synthetic-pairs"}
     assert set(get_preset("dit-small-no-synthetic").data) == {"flow-pairs"}
@@ -189,7 +189,7 @@ def test_presets_and_files(tmp_path):
     toml.write_text('preset = "dit-small"\nbatch_size = 3\nbetas = [0.8, 0.95]\n\n[data]\nflow-pairs = 0.7\n'
                     'synthetic-pairs = 0.3\n\n[model]\nbackbone = "dit"\nvnvs_every = 2\n')
     cfg = load_config(toml)
-    assert cfg.batch_size == 3 and cfg.betas == (0.8, 0.95) and cfg.lr == 4e-5
+    assert cfg.batch_size == 3 and cfg.betas == (0.8, 0.95) and cfg.lr == 5e-4
     assert cfg.data == {"flow-pairs": 0.7, "synthetic-pairs": 0.3} and cfg.model["vnvs_every"] == 2
     cfg.save(tmp_path / "run.json")
     assert load_config(tmp_path / "run.json") == cfg

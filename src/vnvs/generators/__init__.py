@@ -22,10 +22,10 @@ SHIPPED_CHECKPOINT = "vnvs-dit-small"
 GENERATORS = {
     "warp": "the warped source frame, holes left black",
     "warp+inpaint": "the warped source frame with holes filled by OpenCV inpainting",
-    "default": f"the shipped model ({SHIPPED_CHECKPOINT}) when installed, else warp+inpaint",
+    "default": f"the model that ships with vnvs ({SHIPPED_CHECKPOINT}); warp+inpaint if it is missing",
 }
 """Registered generator names and what they do; a saved model folder is accepted as a name too."""
-DEFAULT_GENERATOR = "warp+inpaint"
+DEFAULT_GENERATOR = "default"
 
 
 def shipped_checkpoint() -> Path | None:

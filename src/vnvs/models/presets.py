@@ -17,7 +17,7 @@ from vnvs.models.config import ModelConfig
 def _dit_small() -> ModelConfig:
     return ModelConfig(
         backbone="dit",
-        backbone_config={"dim": 192, "depth": 5, "heads": 6, "patch": 16, "mlp_ratio": 3.0, "text_dim": 256},
+        backbone_config={"dim": 128, "depth": 4, "heads": 4, "patch": 8, "mlp_ratio": 3.0, "text_dim": 256},
         vnvs_every=2,
         projector_channels=[8, 16, 32, 64],
     )

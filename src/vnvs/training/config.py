@@ -28,7 +28,7 @@ from vnvs.errors import InputError
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TIMESTEP_SAMPLING = ("logit-normal", "uniform")
-LOSS_WEIGHTING = ("none", "cosmap")
+LOSS_WEIGHTING = ("none", "cosmap", "x0")
 LR_SCHEDULES = ("constant", "cosine", "linear")
 ADAPT_MODES = ("crop", "resize", "none")
 
@@ -84,7 +84,7 @@ class TrainConfig:
     timestep_shift: float = 1.0
     """SD3 shift ``s``: ``sigma = s u / (1 + (s - 1) u)``; ``s > 1`` favours noisier steps (larger frames)."""
     loss_weighting: str = "none"
-    """Per-sample loss weight: ``none`` or ``cosmap`` (SD3's ``2 / (pi (1 - 2 sigma + 2 sigma^2))``)."""
+    """Per-sample loss weight: ``none``, ``cosmap`` (SD3) or ``x0`` (clean-frame error for x-predicting models)."""
     freeze_backbone: bool = False
     """Train only the control parameters (Correspondence Projector, VNVS blocks); the backbone stays fixed."""
     gradient_checkpointing: bool = False

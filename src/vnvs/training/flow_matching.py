@@ -41,9 +41,13 @@ def sample_sigmas(batch: int, *, sampling: str = "logit-normal", logit_mean: flo
 
 
 def loss_weights(sigmas: torch.Tensor, weighting: str = "none") -> torch.Tensor:
-    """Per-sample loss weights ``(B,)``: ``none`` (ones) or ``cosmap`` (SD3)."""
+    """Per-sample loss weights ``(B,)``: ``none`` (ones), ``cosmap`` (SD3) or ``x0``: ``max(sigma, 0.05)^2``,
+    which turns the velocity error of an x-predicting model (``v = (x_sigma - x_hat) / sigma``) back into
+    the clean-frame error, so every noise level counts alike."""
     if weighting == "none":
         return torch.ones_like(sigmas)
+    if weighting == "x0":
+        return sigmas.clamp_min(0.05) ** 2
     if weighting == "cosmap":
         return 2.0 / (math.pi * (1.0 - 2.0 * sigmas + 2.0 * sigmas**2))
     raise ValueError(f"unknown loss weighting {weighting!r}")

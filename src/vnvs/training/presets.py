@@ -23,17 +23,22 @@ DIT_SMALL: dict[str, Any] = {
     "model": "dit-small",
     "data": DIT_SMALL_DATA,
     "batch_size": 8,
-    "lr": 4e-5,
-    "warmup_steps": 500,
-    "ema_decay": 0.999,
+    "lr": 5e-4,
+    "warmup_steps": 50,
+    "ema_decay": 0.995,
     "max_grad_norm": 1.0,
-    "control_dropout": 0.1,
+    "control_dropout": 0.05,
     "timestep_sampling": "logit-normal",
-    "timestep_shift": 1.0,
-    "max_steps": 20000,
-    "checkpoint_every": 1000,
+    "timestep_shift": 3.0,
+    "loss_weighting": "x0",
+    "max_steps": 1800,
+    "checkpoint_every": 100,
     "log_every": 20,
+    "num_workers": 0,
 }
+"""The shipped recipe: 1,800 steps of 8 clips of 9 frames at 64x64, sized to train on a 2-core CPU in
+minutes. A model trained from scratch takes a larger learning rate than the paper's 4e-5, which is
+for finetuning a pretrained 5B backbone (the ``cogvideox-2b`` / ``wan-1.3b`` presets keep it)."""
 
 
 def tiny() -> dict[str, Any]:
