@@ -13,18 +13,9 @@ from pathlib import Path
 
 from vnvs import __version__
 from vnvs.errors import VnvsError
+from vnvs.utils.argtypes import positive_int as _positive_int
 
 EXIT_USER_ERROR = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _add_trajectory_args(p: argparse.ArgumentParser, default: str | None = "orbit:30") -> None:

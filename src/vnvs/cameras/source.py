@@ -129,23 +129,12 @@ def source_cameras(
     w2c = torch.eye(4).repeat(num_frames, 1, 1)
     K_file = None
     if cameras is not None:
-        from vnvs.cameras.trajectory import Trajectory, _detect_kind
-        from vnvs.cameras import converters
+        from vnvs.cameras.trajectory import read_camera_file
 
         path = Path(cameras)
         if not path.exists():
             raise InputError(f"camera file {path} does not exist")
-        kind, target = _detect_kind(path)
-        if kind == "vnvs":
-            traj = Trajectory.load(target)
-        elif kind == "nerfstudio":
-            traj = converters.read_transforms_json(target, default_size=source_size)
-        elif kind == "colmap":
-            traj = converters.read_colmap_text(target)
-        elif kind == "megasam":
-            traj = converters.read_megasam_npz(target, default_size=source_size)
-        else:
-            raise InputError(f"camera file {path} is a relative trajectory ({kind}); it cannot give source cameras")
+        traj = read_camera_file(path, source_size)
         n = len(traj)
         if n == total_frames and int(idx.max()) < n:
             sel = idx

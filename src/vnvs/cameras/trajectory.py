@@ -323,14 +323,7 @@ def resolve_trajectory(
     if kind == "trajcrafter":
         traj = converters.read_trajcrafter_txt(target, source, look_at_depth)
         return traj.resample(n_out) if n_out != len(traj) else traj
-    if kind == "vnvs":
-        traj = Trajectory.load(target)
-    elif kind == "nerfstudio":
-        traj = converters.read_transforms_json(target, default_size=(source.height, source.width))
-    elif kind == "colmap":
-        traj = converters.read_colmap_text(target)
-    else:
-        traj = converters.read_megasam_npz(target, default_size=(source.height, source.width))
+    traj = _read_absolute(kind, target, (source.height, source.width))
     traj.meta.setdefault("source", text)
     traj.meta.setdefault("kind", kind)
     if size == "source" and (traj.height, traj.width) != (source.height, source.width):
@@ -340,6 +333,28 @@ def resolve_trajectory(
     if len(traj) != n_out:
         traj = traj.resample(n_out)
     return traj
+
+
+def read_camera_file(path: str | os.PathLike, default_size: tuple[int, int]) -> Trajectory:
+    """Cameras from an absolute camera file: vnvs JSON, nerfstudio ``transforms.json`` (or its folder),
+    COLMAP text or a MegaSaM ``.npz``; ``default_size`` ``(H, W)`` for files that state no image size.
+    Raises :class:`TrajectoryError` for relative files (TrajectoryCrafter text) and unreadable ones."""
+    kind, target = _detect_kind(Path(path))
+    if kind == "trajcrafter":
+        raise TrajectoryError(f"{path} is a relative trajectory (TrajectoryCrafter text); it holds no cameras")
+    return _read_absolute(kind, target, default_size)
+
+
+def _read_absolute(kind: str, target: Path, default_size: tuple[int, int]) -> Trajectory:
+    from vnvs.cameras import converters
+
+    if kind == "vnvs":
+        return Trajectory.load(target)
+    if kind == "nerfstudio":
+        return converters.read_transforms_json(target, default_size=default_size)
+    if kind == "colmap":
+        return converters.read_colmap_text(target)
+    return converters.read_megasam_npz(target, default_size=default_size)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -376,4 +391,4 @@ def _detect_kind(path: Path) -> tuple[str, Path]:
     raise TrajectoryError(f"unrecognised trajectory file {path} (expected .json, .txt, .npz or a COLMAP folder)")
 
 
-__all__ = ["Trajectory", "resolve_trajectory", "validate_cameras", "FORMAT", "VERSION"]
+__all__ = ["Trajectory", "read_camera_file", "resolve_trajectory", "validate_cameras", "FORMAT", "VERSION"]

@@ -278,12 +278,17 @@ class GroundTruthDepth:
         return DepthPrediction(depth.float(), torch.isfinite(depth) & (depth > 0), "metric")
 
 
+def is_depth_file(spec: str | os.PathLike) -> bool:
+    """True when a depth spec names a depth file (``.npy`` / ``.npz``, or any existing file) rather than a model."""
+    path = Path(spec)
+    return path.suffix.lower() in _DEPTH_FILE_SUFFIXES or path.is_file()
+
+
 def get_depth_estimator(spec: str = DEFAULT_DEPTH_MODEL, **kwargs) -> DepthEstimator:
     """A depth estimator from a spec: a ``.npy`` / ``.npz`` path -> :class:`FileDepth`; anything else
     (a hub id or a local model folder) -> :class:`TransformersDepth` (``kwargs`` go to the constructor)."""
     spec = str(spec)
-    path = Path(spec)
-    if path.suffix.lower() in _DEPTH_FILE_SUFFIXES or path.is_file():
+    if is_depth_file(spec):
         return FileDepth(spec, **kwargs)
     return TransformersDepth(spec, **kwargs)
 

@@ -17,18 +17,10 @@ from vnvs.estimators.depth import (
     DEFAULT_DEPTH_MODEL,
     DepthScaleAligner,
     TransformersDepth,
+    is_depth_file,
 )
 from vnvs.io.depth import DepthReader, transform_depth
 from vnvs.io.video import FrameTransform
-
-_DEPTH_FILE_SUFFIXES = (".npy", ".npz")
-
-
-def is_depth_file(spec: str | Path) -> bool:
-    """True when ``spec`` names a depth file rather than a model."""
-    path = Path(spec)
-    return path.suffix.lower() in _DEPTH_FILE_SUFFIXES or path.is_file()
-
 
 class VideoDepth:
     """Depth for consecutive chunks of a decoded video.

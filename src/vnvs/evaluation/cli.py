@@ -6,15 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+from vnvs.utils.argtypes import positive_int as _positive_int
 
 
 def add_eval_parser(sub) -> None:

@@ -80,17 +80,7 @@ def _pick_arrays(path: Path, names: list[str], key: str | None) -> tuple[str, st
 
 def _read_arrays(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Return the depth array and the optional mask array stored in ``path``."""
-    if not path.exists():
-        raise DepthError(f"depth file {path} does not exist")
-    if path.is_dir():
-        raise DepthError(f"depth file {path} is a folder, not a file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(6)
-    except OSError as e:
-        raise DepthError(f"cannot read depth file {path}: {e.strerror or e}") from None
-    if not head:
-        raise DepthError(f"cannot read depth file {path}: the file is empty")
+    head = _read_head(path)
     try:
         if head.startswith(b"\x93NUMPY"):
             if key is not None:
@@ -233,7 +223,6 @@ class DepthReader:
         self.allow_invalid = allow_invalid
         self._zip: zipfile.ZipFile | None = None
         self._streams: dict[str, dict] = {}
-        _read_head(self.path)
         try:
             self._open(key)
         except DepthError:
@@ -251,12 +240,7 @@ class DepthReader:
             if key is not None:
                 raise DepthError(f"depth file {self.path} is a .npy file and has no key {key!r}")
             with open(self.path, "rb") as f:
-                major, _ = np.lib.format.read_magic(f)
-                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-                shape, fortran, dtype = read_header(f)
-                offset = f.tell()
-            if fortran or dtype.hasobject:
-                raise DepthError(f"depth file {self.path} does not hold a C-ordered numeric array")
+                shape, dtype, offset = _npy_header(f, f"depth file {self.path}")
             self._depth = _Span(offset, dtype)
         elif head.startswith(b"PK"):
             self._zip = zipfile.ZipFile(self.path)
@@ -283,12 +267,7 @@ class DepthReader:
         assert self._zip is not None
         info = self._zip.getinfo(name + ".npy")
         with self._zip.open(info) as f:
-            major, _ = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
-            header_len = f.tell()
-        if fortran or dtype.hasobject:
-            raise DepthError(f"depth file {self.path}: array {name!r} is not a C-ordered numeric array")
+            shape, dtype, header_len = _npy_header(f, f"depth file {self.path}: array {name!r}")
         if info.compress_type == zipfile.ZIP_STORED:
             with open(self.path, "rb") as raw:
                 raw.seek(info.header_offset + 26)
@@ -360,7 +339,18 @@ class DepthReader:
         self.close()
 
 
+def _npy_header(f, what: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of the ``.npy`` data starting at ``f``'s position (read up to the data)."""
+    major, _ = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(f)
+    if fortran or dtype.hasobject:
+        raise DepthError(f"{what} does not hold a C-ordered numeric array")
+    return shape, dtype, f.tell()
+
+
 def _read_head(path: Path) -> bytes:
+    """The first bytes of a depth file (its format's magic); one-line errors for missing or empty files."""
     if not path.exists():
         raise DepthError(f"depth file {path} does not exist")
     if path.is_dir():
