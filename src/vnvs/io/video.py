@@ -19,6 +19,7 @@ original back).
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -595,6 +596,26 @@ def _to_uint8_hwc(frames, what: str = "frames") -> np.ndarray:
     return frames.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+_X264_AVX2_LEVEL = 0x4F3FF
+"""x264 CPU flags up to AVX2 (MMX .. SSE4.2, LZCNT, AVX, FMA3, BMI1/2, AVX2, 64-byte cache lines)."""
+
+
+@functools.lru_cache(maxsize=1)
+def _x264_cpu_option() -> dict[str, str]:
+    """x264 options that keep its output a function of its input alone.
+
+    On CPUs with AVX-512, x264's AVX-512 kernels make the bitstream differ from run to run for the
+    same frames (seen with the libx264 of PyAV 17 and 18), which breaks the same-seed-same-output
+    promise. There x264 is limited to its AVX2 kernels (every AVX-512 CPU has them), at the same speed.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return {}
+    return {"x264-params": f"asm={_X264_AVX2_LEVEL}"} if " avx512f" in flags else {}
+
+
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(float(fps)).limit_denominator(1001)
 
@@ -673,7 +694,7 @@ class VideoWriter:
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / rate
         stream.codec_context.time_base = 1 / rate
-        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        stream.options = {"crf": str(self.crf), "preset": self.preset, **_x264_cpu_option()}
         self._stream = stream
 
     def close(self) -> None:
