@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vnvs.cameras.se3 import axis_angle_to_matrix, invert_se3
+from vnvs.geometry.se3 import axis_angle_to_matrix, invert_se3
 from vnvs.geometry import (backward_warp, build_control_signal, correspondence_from_flow, covisibility,
                            flow_from_correspondence, forward_splat, forward_splat_flow, pixel_grid, project_points,
                            soft_splat, split_control_signal, transform_points, unproject_depth)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import vnvs.pipelines.render_video as render_video
+import vnvs.apps.render as render_video
 from vnvs.cameras import Cameras
 from vnvs.cameras.source import read_intrinsics, source_cameras
 from vnvs.cameras.trajectory import Trajectory

@@ -11,7 +11,7 @@ from vnvs.generators.learned import LearnedGenerator, pad_frames, resize_control
 from vnvs.generators.windows import OomRetry, WindowedGenerator, blend_weights, halve_window, run_windows, window_starts
 from vnvs.geometry import build_control_signal
 from vnvs.models import NovelViewModel, get_preset
-from vnvs.pipelines.sampling import NovelViewPipeline
+from vnvs.sampling import NovelViewPipeline
 
 
 @pytest.fixture(autouse=True)

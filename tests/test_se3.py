@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vnvs.cameras.se3 import (
+from vnvs.geometry.se3 import (
     axis_angle_to_matrix,
     interpolate_poses,
     invert_se3,

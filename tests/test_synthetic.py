@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from vnvs.cameras import default_intrinsics
-from vnvs.cameras.se3 import invert_se3, look_at
+from vnvs.geometry.se3 import invert_se3, look_at
 from vnvs.errors import InputError
 from vnvs.synthetic import (
     SPHERE,

@@ -140,7 +140,7 @@ def _add_prepare_parser(sub) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vnvs.pipelines.demo import DemoConfig, run_demo
+    from vnvs.apps.demo import DemoConfig, run_demo
 
     metrics = run_demo(DemoConfig(output=args.output, seed=args.seed, trajectory=args.trajectory, mode=args.mode,
                                   frames=args.frames, size=args.size, generator=args.generator))
@@ -151,7 +151,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from vnvs.pipelines.render_video import RenderConfig, run_render
+    from vnvs.apps.render import RenderConfig, run_render
 
     summary = run_render(RenderConfig(
         video=args.video, depth=args.depth, trajectory=args.trajectory, output=args.output, mode=args.mode,

@@ -2,7 +2,7 @@
 
 from vnvs.cameras.camera import Cameras, crop_intrinsics, default_intrinsics, fov_to_focal, scale_intrinsics
 from vnvs.cameras.presets import PRESETS, make_preset_trajectory, parse_preset
-from vnvs.cameras.se3 import (
+from vnvs.geometry.se3 import (
     axis_angle_to_matrix,
     interpolate_poses,
     invert_se3,

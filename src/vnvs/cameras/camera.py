@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from vnvs.cameras.se3 import invert_se3
+from vnvs.geometry.se3 import invert_se3
 
 
 def fov_to_focal(fov_deg: float, size: int) -> float:

@@ -25,7 +25,7 @@ import torch
 
 from vnvs.cameras.camera import Cameras
 from vnvs.cameras.presets import orbit_offset
-from vnvs.cameras.se3 import invert_se3, matrix_to_quaternion, quaternion_to_matrix
+from vnvs.geometry.se3 import invert_se3, matrix_to_quaternion, quaternion_to_matrix
 from vnvs.cameras.trajectory import Trajectory, validate_cameras
 from vnvs.errors import TrajectoryError
 from vnvs.utils.atomic import atomic_path

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from vnvs.cameras.camera import Cameras
-from vnvs.cameras.se3 import invert_se3
+from vnvs.geometry.se3 import invert_se3
 from vnvs.cameras.trajectory import Trajectory
 from vnvs.errors import TrajectoryError
 

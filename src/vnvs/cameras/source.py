@@ -19,7 +19,7 @@ import torch
 
 from vnvs.cameras.camera import Cameras, default_intrinsics, scale_intrinsics
 from vnvs.errors import InputError
-from vnvs.io.video import FrameTransform
+from vnvs.io.transform import FrameTransform
 
 DEFAULT_FOV = 60.0
 """Field of view (degrees, across the longer side) assumed when nothing else is known."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vnvs.cameras.camera import Cameras, scale_intrinsics
-from vnvs.cameras.se3 import interpolate_poses
+from vnvs.geometry.se3 import interpolate_poses
 from vnvs.errors import TrajectoryError
 from vnvs.utils.atomic import atomic_path
 
@@ -88,7 +88,7 @@ class Trajectory:
     def resample(self, n: int) -> "Trajectory":
         """``n`` frames evenly spaced along the trajectory (first and last frames kept).
 
-        Poses use :func:`~vnvs.cameras.se3.interpolate_poses` (slerp + centre lerp), intrinsics are
+        Poses use :func:`~vnvs.geometry.se3.interpolate_poses` (slerp + centre lerp), intrinsics are
         interpolated linearly, time indices are interpolated and rounded half up (``None`` stays ``None``
         only when ``n == len(self)``).
         """

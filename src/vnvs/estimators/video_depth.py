@@ -19,8 +19,8 @@ from vnvs.estimators.depth import (
     TransformersDepth,
     is_depth_file,
 )
-from vnvs.io.depth import DepthReader, transform_depth
-from vnvs.io.video import FrameTransform
+from vnvs.io.depth import DepthReader
+from vnvs.io.transform import FrameTransform, transform_depth
 
 class VideoDepth:
     """Depth for consecutive chunks of a decoded video.

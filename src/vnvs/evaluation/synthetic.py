@@ -89,7 +89,7 @@ class EvalScene:
 
 def control_signal(frames, depth, source, trajectory, chunk: int = 16) -> torch.Tensor:
     """``(N, 9, H_t, W_t)`` control signal of a trajectory: each target frame's source frame forward-splatted
-    (z-buffer) with its depth, as :func:`vnvs.pipelines.novel_view.render_novel_view` does."""
+    (z-buffer) with its depth, as :func:`vnvs.apps.novel_view.render_novel_view` does."""
     from vnvs.geometry import build_control_signal, forward_splat
 
     times = trajectory.times.long()

@@ -1,6 +1,6 @@
 """A trained novel-view model as a generator: control ``(T, 9, H, W)`` -> frames ``(T, 3, H, W)``.
 
-:class:`LearnedGenerator` wraps :class:`vnvs.pipelines.sampling.NovelViewPipeline` and hides the
+:class:`LearnedGenerator` wraps :class:`vnvs.sampling.NovelViewPipeline` and hides the
 model's size rules from callers:
 
 * the frames are resized to multiples of ``model.spatial_multiple`` (or to ``resolution`` on the
@@ -166,7 +166,7 @@ class LearnedGenerator:
 
     Args:
         model: a saved model folder (``config.json`` + ``model.safetensors``) or a ``NovelViewModel``.
-        steps: Euler steps (default: ``sampling.json``, else :data:`vnvs.pipelines.sampling.DEFAULT_STEPS`).
+        steps: Euler steps (default: ``sampling.json``, else :data:`vnvs.sampling.DEFAULT_STEPS`).
         guidance: classifier-free guidance scale on the control signal (1: none, one pass per step).
         shift: timestep shift (default: ``sampling.json``, else the pipeline's).
         device: where the model runs (default: CUDA when available, else CPU).
@@ -188,7 +188,7 @@ class LearnedGenerator:
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  resolution: int | None = None, window: int | None = None, overlap: int | None = None,
                  composite: bool | None = None, name: str | None = None, show_progress: bool = False):
-        from vnvs.pipelines.sampling import NovelViewPipeline
+        from vnvs.sampling import NovelViewPipeline
 
         defaults: dict = {}
         if isinstance(model, (str, os.PathLike)):

@@ -101,13 +101,13 @@ def relative_transform(w2c_src: torch.Tensor, w2c_tgt: torch.Tensor) -> torch.Te
     Returns:
         ``(T, 4, 4)`` equal to ``w2c_tgt @ inverse(w2c_src)``.
     """
-    from vnvs.cameras.se3 import invert_se3
+    from vnvs.geometry.se3 import invert_se3
 
     return w2c_tgt @ invert_se3(w2c_src)
 
 
 def depth_to_world(depth: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor) -> torch.Tensor:
     """World points of depth maps: ``(T, H, W)`` depth -> ``(T, H, W, 3)`` world coordinates."""
-    from vnvs.cameras.se3 import invert_se3
+    from vnvs.geometry.se3 import invert_se3
 
     return transform_points(invert_se3(w2c), unproject_depth(depth, K))

@@ -4,7 +4,7 @@ Every reader raises a one-line :class:`vnvs.errors.VnvsError` subclass for bad i
 goes through :func:`vnvs.utils.atomic.atomic_path`, so outputs are complete or absent.
 """
 
-from vnvs.io.depth import DepthMaps, load_depth, save_depth, transform_depth
+from vnvs.io.depth import DepthMaps, load_depth, save_depth
 from vnvs.io.images import (
     contact_sheet,
     read_png,
@@ -13,14 +13,13 @@ from vnvs.io.images import (
     write_contact_sheet,
     write_png,
 )
+from vnvs.io.transform import FrameTransform, plan_transform, transform_depth
 from vnvs.io.video import (
-    FrameTransform,
     Video,
     VideoInfo,
     VideoStream,
     VideoWriter,
     iter_video_chunks,
-    plan_transform,
     probe_video,
     read_video,
     write_video,

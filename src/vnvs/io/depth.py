@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 
 from vnvs.errors import DepthError
-from vnvs.io.video import FrameTransform
 from vnvs.utils.atomic import atomic_path
 
 _DEPTH_KEYS = ("depth", "depths")
@@ -377,34 +376,6 @@ def _shape3(shape, path: Path | None = None) -> tuple[int, int, int]:
     if len(shape) == 3:
         return shape
     raise DepthError(f"depth file {path} holds depth of shape {shape}; expected (T, H, W) or (H, W)")
-
-
-def transform_depth(depth: torch.Tensor, valid: torch.Tensor,
-                    transform: FrameTransform) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply a frame resize-and-crop (as returned with decoded frames) to depth maps.
-
-    Nearest sampling keeps depth edges sharp (no blend of foreground and background depth);
-    validity is carried the same way and cleared where depth is not positive.
-
-    Args:
-        depth: ``(T, H, W)`` depth at ``transform.source_size``.
-        valid: ``(T, H, W)`` bool.
-        transform: the resize and crop applied to the frames.
-
-    Returns:
-        ``depth``, ``valid`` ``(T, h, w)`` at ``transform.size``.
-    """
-    if transform.is_identity:
-        return depth, valid
-    d, v = depth, valid
-    if tuple(transform.resized_size) != tuple(depth.shape[-2:]):
-        d = F.interpolate(d[:, None].float(), size=transform.resized_size, mode="nearest-exact")[:, 0]
-        v = F.interpolate(v[:, None].float(), size=transform.resized_size, mode="nearest-exact")[:, 0] > 0.5
-    h, w = transform.size
-    top, left = transform.crop_top, transform.crop_left
-    d = d[:, top:top + h, left:left + w].contiguous()
-    v = v[:, top:top + h, left:left + w].contiguous()
-    return d, v & (d > 0)
 
 
 def save_depth(

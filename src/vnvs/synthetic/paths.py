@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vnvs.cameras.camera import default_intrinsics
-from vnvs.cameras.se3 import invert_se3, look_at
+from vnvs.geometry.se3 import invert_se3, look_at
 from vnvs.errors import InputError
 from vnvs.synthetic.render import RenderOutput, _as_batch, render
 from vnvs.synthetic.scene import DEFAULT_EYE, Scene

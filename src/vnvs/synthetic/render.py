@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vnvs.cameras.se3 import invert_se3
+from vnvs.geometry.se3 import invert_se3
 from vnvs.errors import InputError
 from vnvs.geometry.projection import pixel_grid
 from vnvs.synthetic.scene import BOX, Scene

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from vnvs.cameras.se3 import axis_angle_to_matrix
+from vnvs.geometry.se3 import axis_angle_to_matrix
 from vnvs.errors import InputError
 
 #: Shape kinds of objects (instance ids start at 1; 0 is the room).

@@ -16,8 +16,8 @@ import torch
 from vnvs.cameras.presets import make_preset_trajectory
 from vnvs.cameras.camera import Cameras
 from vnvs.geometry import covisibility, pixel_grid
-from vnvs.io.depth import transform_depth
-from vnvs.io.video import FrameTransform, iter_video_chunks, plan_transform, probe_video
+from vnvs.io.transform import FrameTransform, plan_transform, transform_depth
+from vnvs.io.video import iter_video_chunks, probe_video
 from vnvs.data.schema import to_uint8
 
 CHUNK = 16

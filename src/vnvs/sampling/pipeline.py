@@ -11,7 +11,7 @@ The denoising loop, written out (the flow-matching convention of ``vnvs.models``
     frames = model.decode(x)
 
 Example:
-    >>> from vnvs.pipelines.sampling import NovelViewPipeline   # doctest: +SKIP
+    >>> from vnvs.sampling import NovelViewPipeline   # doctest: +SKIP
     >>> pipe = NovelViewPipeline.from_pretrained("runs/exp1/model")   # doctest: +SKIP
     >>> frames = pipe(control[None], num_inference_steps=20, guidance_scale=2.0, seed=0)  # (1, T, 3, H, W)  # doctest: +SKIP
 """

@@ -13,7 +13,7 @@ from vnvs.cameras.trajectory import resolve_trajectory
 from vnvs.generators import DEFAULT_GENERATOR, get_generator
 from vnvs.io import write_contact_sheet, write_video
 from vnvs.metrics import nan_to_none, psnr, ssim
-from vnvs.pipelines.novel_view import conditioning_frames, render_novel_view
+from vnvs.apps.novel_view import conditioning_frames, render_novel_view
 from vnvs.synthetic import correspondence, generate_scene, render_source_video, render_views
 from vnvs.utils.atomic import atomic_path
 from vnvs.utils.progress import progress_bar

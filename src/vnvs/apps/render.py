@@ -33,7 +33,7 @@ from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
 from vnvs.generators import DEFAULT_GENERATOR, get_generator
 from vnvs.geometry import build_control_signal, forward_splat
 from vnvs.io import VideoStream, VideoWriter, side_by_side
-from vnvs.pipelines.novel_view import conditioning_frames
+from vnvs.apps.novel_view import conditioning_frames
 from vnvs.utils.oom import run_halving
 from vnvs.utils.progress import progress_bar
 
