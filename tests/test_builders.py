@@ -236,14 +236,15 @@ def test_synthetic(media):
 def test_covis_camera_file(media):
     from vnvs.cameras import Trajectory
     from vnvs.cameras.converters import write_megasam_npz
+    from vnvs.cameras.source import source_cameras
 
     v = media["video"]
     path = write_megasam_npz(Trajectory(v.w2c, v.K, S, S), media["root"] / "cams.npz")
     item = WorkItem("v", path=media["v"], depth=media["d"], cameras=str(path))
     n, tf = _sampling.video_transform(item.path, S)
-    w2c, K = covis.source_cameras(item, n, tf, 60.0)
-    assert torch.allclose(w2c, v.w2c, atol=1e-5) and torch.allclose(K, v.K, atol=1e-5)
-    static_w2c, static_K = covis.source_cameras(WorkItem("v", path=media["v"]), n, tf, 60.0)
-    assert torch.equal(static_w2c, torch.eye(4).expand(n, 4, 4))
+    cams = source_cameras(n, range(n), n, tf.source_size, tf, cameras=item.cameras)
+    assert torch.allclose(cams.w2c, v.w2c, atol=1e-5) and torch.allclose(cams.K, v.K, atol=1e-5)
+    static = source_cameras(n, range(n), n, tf.source_size, tf, fov=60.0)
+    assert torch.equal(static.w2c, torch.eye(4).expand(n, 4, 4))
     r = covis.build(item, cfg(pairs_per_video=1), 0)
     assert len(r.samples) == 1 and r.meta[0]["kind"] == "covis"

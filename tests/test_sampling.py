@@ -7,7 +7,8 @@ import torch
 
 from vnvs.errors import InputError
 from vnvs.generators import GENERATORS, WarpGenerator, get_generator, shipped_checkpoint
-from vnvs.generators.learned import LearnedGenerator, pad_frames, resize_control, working_size
+from vnvs.generators.learned import LearnedGenerator, pad_frames, working_size
+from vnvs.geometry.control import resize_control
 from vnvs.generators.windows import OomRetry, WindowedGenerator, blend_weights, halve_window, run_windows, window_starts
 from vnvs.geometry import build_control_signal
 from vnvs.models import NovelViewModel, get_preset

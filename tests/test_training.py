@@ -22,7 +22,8 @@ from vnvs.errors import InputError
 from vnvs.geometry import build_control_signal
 from vnvs.models import NovelViewModel
 from vnvs.training import PRESETS, TrainConfig, export_model, get_preset, load_config
-from vnvs.training.adapt import crop_control, fit_batch, fit_frame_count
+from vnvs.geometry.control import crop_control
+from vnvs.training.adapt import fit_batch, fit_frame_count
 from vnvs.training.checkpoint import list_checkpoints, read_state
 from vnvs.training.data import EpochBatches, rank_positions
 from vnvs.training.ema import EMA

@@ -9,7 +9,8 @@ import torch
 from vnvs.cameras import Cameras
 from vnvs.cameras.trajectory import Trajectory
 from vnvs.generators.base import Generator
-from vnvs.geometry import build_control_signal, forward_splat
+from vnvs.errors import TrajectoryError
+from vnvs.geometry.control import WARPED, control_mask, render_control
 from vnvs.utils.progress import progress_bar
 
 
@@ -59,8 +60,6 @@ def render_novel_view(
     times = trajectory.times.long()
     T = frames.shape[0]
     if times.numel() and (int(times.min()) < 0 or int(times.max()) >= T):
-        from vnvs.errors import TrajectoryError
-
         raise TrajectoryError(f"trajectory refers to source frame {int(times.max())} but the video has {T} frames")
     out_h, out_w = trajectory.height, trajectory.width
     N = len(times)
@@ -71,12 +70,10 @@ def render_novel_view(
         for start in range(0, N, chunk_size):
             sl = slice(start, min(start + chunk_size, N))
             ti = times[sl]
-            splat = forward_splat(frames[ti], depth[ti], source.K[ti], source.w2c[ti], trajectory.K[sl],
-                                  trajectory.w2c[sl], target_size=(out_h, out_w),
-                                  valid=valid[ti] if valid is not None else None)
-            control = build_control_signal(frames[ti], splat.corr, splat.warped, splat.mask)
+            control = render_control(frames, depth, source.K, source.w2c, trajectory.K[sl], trajectory.w2c[sl],
+                                     (out_h, out_w), times=ti, valid=valid, chunk=chunk_size)
             novel[sl] = generator(control, seed=seed + start).clamp(0, 1)
-            warped[sl], mask[sl] = splat.warped, splat.mask
+            warped[sl], mask[sl] = control[:, WARPED], control_mask(control)
             bar.update(sl.stop - sl.start)
     return NovelView(novel, warped, mask, times)
 

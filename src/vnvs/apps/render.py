@@ -31,7 +31,7 @@ from vnvs.cameras.trajectory import Trajectory, resolve_trajectory
 from vnvs.errors import DepthError, TrajectoryError, VnvsError
 from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
 from vnvs.generators import DEFAULT_GENERATOR, get_generator
-from vnvs.geometry import build_control_signal, forward_splat
+from vnvs.geometry.control import WARPED, control_mask, render_control
 from vnvs.io import VideoStream, VideoWriter, side_by_side
 from vnvs.apps.novel_view import conditioning_frames
 from vnvs.utils.oom import run_halving
@@ -357,9 +357,9 @@ def run_render(config: RenderConfig) -> dict:
                     break
             ti = times[s:e]
             frames, depth, valid = buffer.get(ti)
-            splat = forward_splat(frames, depth, source.K[ti], source.w2c[ti], traj.K[s:e], traj.w2c[s:e],
-                                  target_size=(traj.height, traj.width), valid=valid)
-            control = build_control_signal(frames, splat.corr, splat.warped, splat.mask)
+            control = render_control(frames, depth, source.K[ti], source.w2c[ti], traj.K[s:e], traj.w2c[s:e],
+                                     (traj.height, traj.width), valid=valid)
+            warped, mask = control[:, WARPED], control_mask(control)
             gen_chunk = gen_size
 
             def generate(a: int, b: int) -> torch.Tensor:
@@ -374,8 +374,8 @@ def run_render(config: RenderConfig) -> dict:
             last = e >= n_target
             keep = e - s if last else max(1, e - s - overlap)
             tail = None if last else novel[keep:].clone()
-            outputs.write(frames[:keep], splat.warped[:keep], splat.mask[:keep], novel[:keep])
-            coverage_sum += float(splat.mask[:keep].float().mean()) * keep
+            outputs.write(frames[:keep], warped[:keep], mask[:keep], novel[:keep])
+            coverage_sum += float(mask[:keep].float().mean()) * keep
             written += keep
             render_bar.update(keep)
             s += keep

@@ -24,6 +24,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from vnvs.data.schema import GRID_KINDS, PAIR_KINDS, to_float
 from vnvs.data.shards import ShardReader, read_index
 from vnvs.errors import InputError
+from vnvs.geometry.control import build_control_signal
 
 PAIR_OUTPUTS = ("control", "source", "target")
 GRID_EXTRAS = ("affine", "w2c", "K")
@@ -208,8 +209,6 @@ class ShardDataset(IterableDataset):
             if name == "control":
                 if not all(k in raw for k in _NEEDS["control"]):
                     continue
-                from vnvs.geometry import build_control_signal
-
                 out["control"] = build_control_signal(to_float(raw["source"]), raw["corr"].float(),
                                                       to_float(raw["warped"]), raw["mask"].bool())
             elif name in raw:

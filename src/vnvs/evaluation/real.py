@@ -14,6 +14,7 @@ import os
 
 from vnvs.errors import InputError
 from vnvs.evaluation.synthetic import score, timed, warm_up
+from vnvs.geometry.control import control_mask
 
 METRICS = ["psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_nonmask", "ssim_nonmask", "seconds_per_frame"]
 
@@ -51,7 +52,7 @@ def run_real(generators: dict[str, object], specs: dict[str, str], data: str | o
         for i in range(n):
             sample = ds.load(i)
             control, target = sample["control"], sample["target"]
-            mask = control[:, 8] > 0.5
+            mask = control_mask(control)
             meta = sample["meta"]
             first = (meta.get("target_frames") or [None])[0]
             name = f"{meta.get('source', 'clip')}@{first}" if first is not None else f"{meta.get('source', 'clip')}#{i}"

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from vnvs.errors import InputError
+from vnvs.geometry.control import control_mask, render_control
 
 EVAL_SCENE_BASE = 2**40
 """First scene number of the evaluation scenes; training scenes are numbered from 0."""
@@ -84,23 +85,7 @@ class EvalScene:
         return {"index": index, "name": f"scene-{self.number}", "scene": self.number, "motion": self.motion,
                 "trajectory": self.trajectory, "mode": self.mode, "frames": int(self.target.shape[0]),
                 "covisible_fraction": float(self.covisible.float().mean()),
-                "warp_coverage": float(self.control[:, 8].mean())}
-
-
-def control_signal(frames, depth, source, trajectory, chunk: int = 16) -> torch.Tensor:
-    """``(N, 9, H_t, W_t)`` control signal of a trajectory: each target frame's source frame forward-splatted
-    (z-buffer) with its depth, as :func:`vnvs.apps.novel_view.render_novel_view` does."""
-    from vnvs.geometry import build_control_signal, forward_splat
-
-    times = trajectory.times.long()
-    parts = []
-    for s in range(0, len(times), chunk):
-        ti = times[s:s + chunk]
-        sl = slice(s, s + len(ti))
-        splat = forward_splat(frames[ti], depth[ti], source.K[ti], source.w2c[ti], trajectory.K[sl],
-                              trajectory.w2c[sl], target_size=(trajectory.height, trajectory.width))
-        parts.append(build_control_signal(frames[ti], splat.corr, splat.warped, splat.mask))
-    return torch.cat(parts)
+                "warp_coverage": float(control_mask(self.control).float().mean())}
 
 
 def make_scene(number: int, frames: int, size: int, trajectory: str = "random", mode: str = "gradual",
@@ -130,7 +115,8 @@ def make_scene(number: int, frames: int, size: int, trajectory: str = "random", 
     target = render_views(scene, traj.w2c, traj.K, traj.height, traj.width, t, local_points=False).rgb
     _, covisible = correspondence(scene, video.w2c[ti], video.K[ti], t, traj.w2c, traj.K, t, traj.height, traj.width,
                                   src_size=(S, S))
-    control = control_signal(video.frames, video.depth, source, traj)
+    control = render_control(video.frames, video.depth, source.K, source.w2c, traj.K, traj.w2c,
+                             (traj.height, traj.width), times=ti)
     return EvalScene(int(number), motion, spec, mode, control, target, covisible)
 
 

@@ -20,7 +20,7 @@ A model folder (``config.json`` + ``model.safetensors``, written by ``NovelViewM
 
 With ``composite`` the generated frames are used only where no source pixel landed (``M = 0``) and
 the warped source frame ``I_r`` is kept, at full resolution, everywhere else; one-pixel cracks of the
-splat inside a surface are closed from their neighbours first (:func:`fill_cracks`). The model then
+splat inside a surface are closed from their neighbours first (:func:`vnvs.geometry.control.fill_cracks`). The model then
 works as an inpainter of disocclusions at its own (possibly lower) resolution, and co-visible detail
 is not limited by it.
 """
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from vnvs.errors import InputError
 from vnvs.generators.windows import OomRetry
-from vnvs.geometry.control import CONTROL_CHANNELS
+from vnvs.geometry.control import CONTROL_CHANNELS, MASK, WARPED, fill_cracks, resize_control
 
 MODEL_FILES = ("config.json", "model.safetensors")
 """Files that make a folder a saved model (``NovelViewModel.save_pretrained``)."""
@@ -84,30 +84,6 @@ def working_size(height: int, width: int, multiple: int, resolution: int | None 
     return max(m, int(round(h / m)) * m), max(m, int(round(w / m)) * m)
 
 
-def _masked_resize(x: torch.Tensor, weight: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of ``x (T, C, H, W)`` counting only pixels where ``weight (T, 1, H, W)`` is 1."""
-    num = F.interpolate(x * weight, size=size, mode="bilinear", align_corners=False, antialias=True)
-    den = F.interpolate(weight, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return num / den.clamp(min=1e-6)
-
-
-def resize_control(control: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a control signal ``(T, 9, H, W)`` to ``size``, channel by channel as its meaning asks.
-
-    ``I_s``: bilinear with antialiasing. ``M``: nearest neighbour. ``C`` (normalised coordinates,
-    resolution independent) and ``I_r``: bilinear over the masked pixels only, then zero outside the
-    new mask, so the signal keeps the form of ``vnvs.geometry.build_control_signal``.
-    """
-    if tuple(control.shape[-2:]) == tuple(size):
-        return control
-    src, corr, warped, mask = control[:, 0:3], control[:, 3:5], control[:, 5:8], control[:, 8:9]
-    m = (mask > 0.5).to(control.dtype)
-    new_mask = F.interpolate(m, size=size, mode="nearest-exact")
-    src = F.interpolate(src, size=size, mode="bilinear", align_corners=False, antialias=True)
-    masked = _masked_resize(torch.cat([corr, warped], 1), m, size) * new_mask
-    return torch.cat([src, masked, new_mask], 1)
-
-
 def pad_frames(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Repeat the last frame of ``x (T, ...)`` until ``(T - 1) % multiple == 0``.
 
@@ -124,37 +100,7 @@ def pad_frames(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 CRACK_PASSES = 2
-"""Passes of :func:`fill_cracks` before compositing (two close cracks up to two pixels wide)."""
-
-
-def fill_cracks(warped: torch.Tensor, mask: torch.Tensor, min_neighbours: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Close the one-pixel cracks a forward splat leaves where the target view stretches a surface.
-
-    A pixel no source point reached (``mask`` False) with at least ``min_neighbours`` of its 8
-    neighbours reached is a crack inside a surface, not part of a disocclusion: it takes the mean of
-    those neighbours. Larger holes are left as they are.
-
-    Args:
-        warped: ``(T, 3, H, W)`` warped frames ``I_r``.
-        mask: ``(T, 1, H, W)`` bool ``M``.
-
-    Returns:
-        the warped frames and the mask with the cracks filled.
-
-    Example:
-        >>> m = torch.ones(1, 1, 5, 5, dtype=torch.bool); m[0, 0, 2, 2] = False
-        >>> w, m2 = fill_cracks(torch.full((1, 3, 5, 5), 0.5) * m, m)
-        >>> bool(m2.all()), float(w[0, 0, 2, 2])
-        (True, 0.5)
-    """
-    m = mask.float()
-    kernel = torch.ones(1, 1, 3, 3, dtype=warped.dtype)
-    kernel[0, 0, 1, 1] = 0
-    count = F.conv2d(m, kernel, padding=1)
-    total = F.conv2d((warped * m).reshape(-1, 1, *warped.shape[-2:]), kernel, padding=1).reshape(warped.shape)
-    crack = ~mask & (count >= min_neighbours)
-    filled = torch.where(crack, total / count.clamp_min(1), warped)
-    return filled, mask | crack
+"""Passes of :func:`vnvs.geometry.control.fill_cracks` before compositing (two close cracks up to two pixels wide)."""
 
 
 def _default_device() -> torch.device:
@@ -254,7 +200,7 @@ class LearnedGenerator:
         if size != (H, W):
             frames = F.interpolate(frames, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
         if self.composite:
-            warped, mask = control[:, 5:8].float().cpu(), control[:, 8:9].float().cpu() > 0.5
+            warped, mask = control[:, WARPED].float().cpu(), control[:, MASK].float().cpu() > 0.5
             for _ in range(CRACK_PASSES):
                 warped, mask = fill_cracks(warped, mask, min_neighbours=4)
             frames = torch.where(mask, warped, frames)

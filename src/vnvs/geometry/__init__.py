@@ -1,6 +1,7 @@
 """Geometry core: pure tensor functions, batched over frames (shapes in each docstring)."""
 
-from vnvs.geometry.control import CONTROL_CHANNELS, build_control_signal, split_control_signal
+from vnvs.geometry.control import (CONTROL_CHANNELS, CORR, MASK, SOURCE, WARPED, build_control_signal, control_mask,
+                                   crop_control, fill_cracks, render_control, resize_control, split_control_signal)
 from vnvs.geometry.projection import (depth_to_world, pixel_grid, project_points, relative_transform,
                                       transform_points, unproject_depth)
 from vnvs.geometry.soft_splat import soft_splat
@@ -10,7 +11,8 @@ from vnvs.geometry.warp import (backward_warp, correspondence_from_flow, denorma
                                 normalize_coords)
 
 __all__ = [
-    "CONTROL_CHANNELS", "SplatResult", "backward_warp", "build_control_signal", "correspondence_from_flow",
+    "CONTROL_CHANNELS", "CORR", "MASK", "SOURCE", "SplatResult", "WARPED", "backward_warp", "build_control_signal",
+    "control_mask", "correspondence_from_flow", "crop_control", "fill_cracks", "render_control", "resize_control",
     "covisibility", "denormalize_coords", "depth_to_world", "flow_from_correspondence", "forward_splat",
     "forward_splat_flow", "normalize_coords", "pixel_grid", "project_depth_to_pixels", "project_points", "random_keys", "relative_transform",
     "soft_splat", "split_control_signal", "transform_points", "unproject_depth",

@@ -2,7 +2,8 @@
 
 Cropping keeps the control signal exact: the correspondence channels ``C`` (normalised source pixel
 coordinates, ``align_corners=True``) are re-expressed in the cropped source frame, and target pixels
-whose source pixel falls outside the crop lose their mask (and their ``C`` and ``I_r``).
+whose source pixel falls outside the crop lose their mask (and their ``C`` and ``I_r``). Resizing follows
+:func:`vnvs.geometry.control.resize_control`, the rule the generators apply at inference.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from vnvs.errors import InputError
-from vnvs.geometry.warp import denormalize_coords, normalize_coords
+from vnvs.geometry.control import crop_control, resize_control
 
 
 def fit_frame_count(T: int, temporal_multiple: int = 1, window: int | None = None, max_frames: int | None = None) -> int:
@@ -20,38 +21,6 @@ def fit_frame_count(T: int, temporal_multiple: int = 1, window: int | None = Non
     if limit < 1:
         return 0
     return (limit - 1) // temporal_multiple * temporal_multiple + 1
-
-
-def crop_control(control: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
-    """Crop a control signal ``(..., 9, H, W)`` (source and target grids alike) to a window.
-
-    The source frame ``I_s`` is cropped with the same window, so ``C`` is moved into the cropped
-    frame; target pixels whose correspondence leaves it are masked out.
-    """
-    H, W = control.shape[-2:]
-    win = control[..., top:top + height, left:left + width]
-    src, corr, warped, mask = win[..., 0:3, :, :], win[..., 3:5, :, :], win[..., 5:8, :, :], win[..., 8:9, :, :] > 0.5
-    xy = denormalize_coords(corr, H, W)
-    xy = xy - torch.tensor([left, top], dtype=xy.dtype, device=xy.device).view(2, 1, 1)
-    inside = ((xy[..., 0:1, :, :] >= 0) & (xy[..., 0:1, :, :] <= width - 1)
-              & (xy[..., 1:2, :, :] >= 0) & (xy[..., 1:2, :, :] <= height - 1))
-    m = (mask & inside).to(control.dtype)
-    return torch.cat([src, normalize_coords(xy, height, width) * m, warped * m, m], dim=-3)
-
-
-def resize_control(control: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Resize a control signal ``(B, T, 9, H, W)``: images bilinear (antialiased), ``C`` and ``M`` nearest.
-
-    ``C`` is normalised with ``align_corners=True``, so it keeps its meaning in the resized source.
-    """
-    B, T, _, H, W = control.shape
-    flat = control.reshape(B * T, 9, H, W)
-    images = F.interpolate(flat[:, [0, 1, 2, 5, 6, 7]], size=(height, width), mode="bilinear", align_corners=False,
-                           antialias=True)
-    nearest = F.interpolate(flat[:, [3, 4, 8]], size=(height, width), mode="nearest-exact")
-    m = nearest[:, 2:3]
-    out = torch.cat([images[:, 0:3], nearest[:, 0:2] * m, images[:, 3:6] * m, m], dim=1)
-    return out.reshape(B, T, 9, height, width)
 
 
 def fit_batch(control: torch.Tensor, target: torch.Tensor, *, spatial_multiple: int = 1, temporal_multiple: int = 1,
@@ -91,4 +60,4 @@ def fit_batch(control: torch.Tensor, target: torch.Tensor, *, spatial_multiple: 
     B = target.shape[0]
     target = F.interpolate(target.reshape(B * T2, 3, H, W), size=(H2, W2), mode="bilinear", align_corners=False,
                            antialias=True).reshape(B, T2, 3, H2, W2)
-    return resize_control(control, H2, W2), target
+    return resize_control(control, (H2, W2)), target

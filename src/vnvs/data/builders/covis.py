@@ -2,8 +2,8 @@
 
 Needs ``item.depth`` (``.npy``/``.npz``, one map per source frame, any resolution: it is carried
 to the output grid by the frames' resize-and-crop with nearest sampling) and optionally
-``item.cameras`` (any file :func:`vnvs.cameras.resolve_trajectory` reads, its intrinsics rescaled
-to the video's size). Without cameras the video is taken as shot by a static camera with
+``item.cameras`` (any camera file :func:`vnvs.cameras.source.source_cameras` reads, one camera per
+frame, its intrinsics rescaled to the video's size). Without cameras the video is taken as shot by a static camera with
 ``default_intrinsics(H, W, fov=config.fov)`` of the original frames. All intrinsics are carried
 to the stored frames with the video transform's ``adapt_intrinsics``.
 
@@ -26,24 +26,12 @@ import os
 import numpy as np
 import torch
 
-from vnvs.cameras import Cameras, default_intrinsics, resolve_trajectory
+from vnvs.cameras.source import source_cameras
 from vnvs.data.builders._sampling import (clip_indices, clip_span, covis_sample, draw_clip_start, gather_frames,
                                           random_trajectory_spec, resize_depth, stack_frames, video_transform)
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import BuildResult, WorkItem
 from vnvs.io.depth import load_depth
-
-
-def source_cameras(item: WorkItem, num_frames: int, transform, fov: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``w2c (N, 4, 4)`` and ``K (N, 3, 3)`` of the video's frames, K in pixels of the output grid."""
-    H0, W0 = transform.source_size
-    static = Cameras.static(num_frames, H0, W0, fov)
-    if item.cameras:
-        traj = resolve_trajectory(item.cameras, static, look_at_depth=1.0, num_frames=num_frames, size="source")
-        w2c, K = traj.w2c.float(), traj.K.float()
-    else:
-        w2c, K = static.w2c, default_intrinsics(H0, W0, fov).expand(num_frames, 3, 3)
-    return w2c, transform.adapt_intrinsics(K.float())
 
 
 def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
@@ -62,7 +50,9 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
     if any(s is None for s in starts):
         result.drop("too_short", int(config.pairs_per_video) * int(config.covis_trajectories))
         return result
-    w2c_all, K_all = source_cameras(item, num_frames, transform, config.fov)
+    cameras = source_cameras(num_frames, range(num_frames), num_frames, transform.source_size, transform,
+                             fov=None if item.cameras else config.fov, cameras=item.cameras)
+    w2c_all, K_all = cameras.w2c, cameras.K
     clips = [clip_indices(s, T, stride) for s in starts]
     frames = gather_frames(item.path, [i for c in clips for i in c], config.size)
     name = os.path.basename(str(item.path))
