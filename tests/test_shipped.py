@@ -11,7 +11,7 @@ from vnvs.generators.learned import LearnedGenerator
 from vnvs.geometry import build_control_signal, forward_splat
 from vnvs.metrics import psnr
 from vnvs.cameras import Cameras
-from vnvs.cameras.trajectory import resolve_trajectory
+from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.synthetic import generate_scene, render_source_video, render_views
 
 

@@ -13,6 +13,7 @@ from vnvs.cameras import default_intrinsics
 from vnvs.geometry.se3 import invert_se3, look_at
 from vnvs.errors import InputError
 from vnvs.synthetic import (
+    median_depth,
     SPHERE,
     SceneConfig,
     correspondence,
@@ -93,7 +94,7 @@ def test_source_video_shapes_depth_and_instances():
         assert 0 in ids and len(ids) - 1 >= 3
     d = look_at_depth(scene, v)
     assert float(v.depth.min()) < d < float(v.depth.max())
-    assert abs(scene.median_depth(v.w2c, v.K, 64, 80, v.times) - d) < 0.5
+    assert abs(median_depth(scene, v.w2c, v.K, 64, 80, v.times) - d) < 0.5
 
 
 @pytest.mark.parametrize("motion", ["gentle", "static", "orbit", "dolly", "pan"])

@@ -166,7 +166,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_trajectory(args: argparse.Namespace) -> int:
     from vnvs.cameras import Cameras
-    from vnvs.cameras.trajectory import resolve_trajectory
+    from vnvs.cameras.resolve import resolve_trajectory
 
     source = Cameras.static(args.frames, args.height, args.width, fov_deg=args.fov)
     traj = resolve_trajectory(args.spec, source, args.depth, mode=args.mode)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 from vnvs.cameras import Cameras
-from vnvs.cameras.trajectory import resolve_trajectory
+from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.generators import DEFAULT_GENERATOR, get_generator
 from vnvs.io import write_contact_sheet, write_video
 from vnvs.metrics import nan_to_none, psnr, ssim

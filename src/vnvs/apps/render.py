@@ -27,7 +27,8 @@ import torch
 
 from vnvs.cameras import Cameras
 from vnvs.cameras.source import source_cameras
-from vnvs.cameras.trajectory import Trajectory, resolve_trajectory
+from vnvs.cameras.resolve import resolve_trajectory
+from vnvs.cameras.trajectory import Trajectory
 from vnvs.errors import DepthError, TrajectoryError, VnvsError
 from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
 from vnvs.generators import DEFAULT_GENERATOR, get_generator

@@ -12,7 +12,8 @@ from vnvs.geometry.se3 import (
     rotation_angle,
     slerp,
 )
-from vnvs.cameras.trajectory import Trajectory, resolve_trajectory, validate_cameras
+from vnvs.cameras.resolve import read_camera_file, resolve_trajectory
+from vnvs.cameras.trajectory import Trajectory, validate_cameras
 
 __all__ = [
     "Cameras",
@@ -29,6 +30,7 @@ __all__ = [
     "matrix_to_quaternion",
     "parse_preset",
     "quaternion_to_matrix",
+    "read_camera_file",
     "resolve_trajectory",
     "rotation_angle",
     "scale_intrinsics",

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vnvs.cameras.camera import Cameras, default_intrinsics, scale_intrinsics
+from vnvs.cameras.resolve import read_camera_file
 from vnvs.errors import InputError
 from vnvs.io.transform import FrameTransform
 
@@ -129,8 +130,6 @@ def source_cameras(
     w2c = torch.eye(4).repeat(num_frames, 1, 1)
     K_file = None
     if cameras is not None:
-        from vnvs.cameras.trajectory import read_camera_file
-
         path = Path(cameras)
         if not path.exists():
             raise InputError(f"camera file {path} does not exist")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from vnvs.data.builders import get_builder
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import WorkItem
 from vnvs.data.shards import is_complete, write_index, write_shard
@@ -79,8 +80,6 @@ def run_item(job: dict[str, Any], builder: Callable | None = None) -> dict[str, 
     (the run seed). ``builder`` overrides ``get_builder(kind)`` (a picklable callable). A :class:`VnvsError` of the builder (an undecodable video, a bad depth file) is
     reported as ``status="failed"``; anything else is a bug and propagates.
     """
-    from vnvs.data.builders import get_builder
-
     item = WorkItem(**job["item"])
     source = item.path if item.path is not None else f"scene:{item.scene}"
     stats = {"key": item.key, "source": source, "status": "done", "samples": 0, "frames": 0, "dropped": {},

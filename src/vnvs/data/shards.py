@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import torch
 
 from vnvs.data.schema import BuildResult, WorkItem
+from vnvs.errors import InputError
 from vnvs.utils.atomic import atomic_path
 
 SHARDS_DIR = "shards"
@@ -164,8 +165,6 @@ def write_index(output: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_index(output: str | os.PathLike) -> dict[str, Any]:
-    from vnvs.errors import InputError
-
     path = Path(output) / INDEX_NAME
     if not path.is_file():
         raise InputError(f"{path} not found; run `vnvs prepare` first")

@@ -25,9 +25,14 @@ import torch
 import torch.nn.functional as F
 
 from vnvs.errors import InputError, MissingDependencyError
-from vnvs.estimators.flow import FlowEstimator, flow_with_consistency, get_flow_estimator
+from vnvs.estimators.flow import (
+    FlowEstimator,
+    flow_with_consistency,
+    get_flow_estimator,
+)
 from vnvs.geometry.warp import backward_warp, correspondence_from_flow
 from vnvs.io.depth import load_depth
+from vnvs.synthetic import render_depth
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 """Hub id used when no depth model is named (needs a download once, or a local copy)."""
@@ -267,8 +272,6 @@ class GroundTruthDepth:
     name: str = field(default="ground-truth", init=False)
 
     def __call__(self, frames: torch.Tensor, start: int = 0) -> DepthPrediction:
-        from vnvs.synthetic import render_depth
-
         _check_frames(frames)
         T, _, H, W = frames.shape
         if start < 0 or start + T > self.w2c.shape[0]:

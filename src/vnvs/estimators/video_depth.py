@@ -22,6 +22,7 @@ from vnvs.estimators.depth import (
 from vnvs.io.depth import DepthReader
 from vnvs.io.transform import FrameTransform, transform_depth
 
+
 class VideoDepth:
     """Depth for consecutive chunks of a decoded video.
 

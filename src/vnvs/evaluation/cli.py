@@ -6,13 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
+from vnvs.evaluation.report import markdown_table
+from vnvs.evaluation.runner import BENCHMARKS, DEFAULT_SCENES, EvalConfig, run_eval
 from vnvs.utils.argtypes import positive_int as _positive_int
 
 
 def add_eval_parser(sub) -> None:
     """Add ``eval`` to the ``vnvs`` subcommands."""
-    from vnvs.evaluation.runner import BENCHMARKS, DEFAULT_SCENES, EvalConfig
-
     d = EvalConfig()
     p = sub.add_parser("eval", help="score methods on a benchmark (PSNR / SSIM over co-visible and disoccluded regions)",
                        description="Run methods on a benchmark and write report.json and report.md. "
@@ -48,9 +48,6 @@ def add_eval_parser(sub) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Handler of ``vnvs eval``: run, print the table, say where the reports are."""
-    from vnvs.evaluation.report import markdown_table
-    from vnvs.evaluation.runner import EvalConfig, run_eval
-
     report = run_eval(EvalConfig(benchmark=args.benchmark, methods=args.methods, output=args.output,
                                  scenes=args.scenes, seed=args.seed, frames=args.frames, size=args.size,
                                  trajectory=args.trajectory, mode=args.mode, max_orbit=args.max_orbit,

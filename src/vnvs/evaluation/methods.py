@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vnvs.errors import InputError
+from vnvs.generators import get_generator
 
 
 @dataclass
@@ -56,8 +57,6 @@ def load_generators(methods: list[Method], **options) -> dict[str, object]:
 
     ``options`` go to learned generators (``steps``, ``guidance``, ``device``, ...).
     """
-    from vnvs.generators import get_generator
-
     out = {}
     for m in methods:
         try:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 
+from vnvs.data.dataset import ShardDataset
+from vnvs.data.schema import PAIR_KINDS
 from vnvs.errors import InputError
 from vnvs.evaluation.synthetic import score, timed, warm_up
 from vnvs.geometry.control import control_mask
+from vnvs.utils.progress import progress_bar
 
 METRICS = ["psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_nonmask", "ssim_nonmask", "seconds_per_frame"]
 
@@ -33,10 +36,6 @@ def run_real(generators: dict[str, object], specs: dict[str, str], data: str | o
     Returns:
         Sample descriptions and ``{label: {"spec", "generator", "items": [metrics per sample]}}``.
     """
-    from vnvs.data.dataset import ShardDataset
-    from vnvs.data.schema import PAIR_KINDS
-    from vnvs.utils.progress import progress_bar
-
     if kind not in PAIR_KINDS:
         raise InputError(f"--kind must be a pair kind ({', '.join(PAIR_KINDS)}), got {kind!r}")
     if data is None:

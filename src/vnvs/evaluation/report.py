@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from vnvs import __version__
 from vnvs.utils.atomic import atomic_path
 
 REPORT_VERSION = 1
@@ -51,8 +52,6 @@ def cpu_name() -> str:
 
 def machine_info(device: str | torch.device | None = None) -> dict:
     """CPU, GPU, library versions: what a timing in the report depends on."""
-    from vnvs import __version__
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": cpu_name(),

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vnvs.errors import InputError
+from vnvs.evaluation.methods import load_generators, parse_methods
+from vnvs.evaluation import real, synthetic
+from vnvs.evaluation.report import build_report, write_report
 
 BENCHMARKS = ("synthetic", "real")
 DEFAULT_SCENES = 8
@@ -54,16 +57,11 @@ class EvalConfig:
 
 def run_eval(config: EvalConfig) -> dict:
     """Run a benchmark, write the reports into ``config.output`` and return the report."""
-    from vnvs.evaluation.methods import load_generators, parse_methods
-    from vnvs.evaluation.report import build_report, write_report
-
     if config.benchmark not in BENCHMARKS:
         raise InputError(f"unknown benchmark {config.benchmark!r}; choose from {', '.join(BENCHMARKS)}")
     methods = parse_methods(config.methods)
     if config.benchmark == "synthetic":
-        from vnvs.evaluation.synthetic import eval_scene_numbers
-
-        eval_scene_numbers(config.scenes or DEFAULT_SCENES, config.seed)  # validate before loading models
+        synthetic.eval_scene_numbers(config.scenes or DEFAULT_SCENES, config.seed)  # validate before loading models
     elif config.data is None:
         raise InputError("--benchmark real needs --data DIR (a folder prepared by vnvs prepare --kind flow-pairs)")
     options = {k: v for k, v in (("steps", config.steps), ("guidance", config.guidance),
@@ -73,23 +71,19 @@ def run_eval(config: EvalConfig) -> dict:
     specs = {m.label: m.spec for m in methods}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     if config.benchmark == "synthetic":
-        from vnvs.evaluation.synthetic import METRICS, run_synthetic
-
         settings.update(scenes=config.scenes or DEFAULT_SCENES, data=None, kind=None)
-        items, results = run_synthetic(generators, specs, scenes=config.scenes or DEFAULT_SCENES, seed=config.seed,
+        items, results = synthetic.run_synthetic(generators, specs, scenes=config.scenes or DEFAULT_SCENES, seed=config.seed,
                                        frames=config.frames, size=config.size, trajectory=config.trajectory,
                                        mode=config.mode, max_orbit=config.max_orbit, cache=config.cache)
-        report = build_report("synthetic", "scene", settings, items, results, METRICS, device=config.device,
+        report = build_report("synthetic", "scene", settings, items, results, synthetic.METRICS, device=config.device,
                               notes="Co-visible: target pixels whose surface point the source frame sees (exact "
                                     "geometry); disoccluded: the rest. Seconds per frame: the generator alone.")
     else:
-        from vnvs.evaluation.real import METRICS, run_real
-
         for k in ("frames", "size", "trajectory", "mode", "max_orbit", "cache"):
             settings[k] = None
-        items, results = run_real(generators, specs, config.data, kind=config.kind, limit=config.scenes,
+        items, results = real.run_real(generators, specs, config.data, kind=config.kind, limit=config.scenes,
                                   seed=config.seed)
-        report = build_report("real", "clip", settings, items, results, METRICS, device=config.device,
+        report = build_report("real", "clip", settings, items, results, real.METRICS, device=config.device,
                               notes="M: target pixels a source pixel reached along the optical flow; not M: the "
                                     "rest. Seconds per frame: the generator alone.")
     write_report(report, config.output)

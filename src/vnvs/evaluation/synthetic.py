@@ -28,8 +28,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vnvs import __version__
+from vnvs.cameras import Cameras
+from vnvs.cameras.resolve import resolve_trajectory
+from vnvs.data.builders._sampling import random_trajectory_spec
 from vnvs.errors import InputError
 from vnvs.geometry.control import control_mask, render_control
+from vnvs.metrics import nan_to_none, psnr, ssim
+from vnvs.synthetic import (
+    correspondence,
+    generate_scene,
+    look_at_depth,
+    render_source_video,
+    render_views,
+)
+from vnvs.utils.atomic import atomic_path
+from vnvs.utils.progress import progress_bar
 
 EVAL_SCENE_BASE = 2**40
 """First scene number of the evaluation scenes; training scenes are numbered from 0."""
@@ -91,11 +105,6 @@ class EvalScene:
 def make_scene(number: int, frames: int, size: int, trajectory: str = "random", mode: str = "gradual",
                max_orbit: float = 30.0) -> EvalScene:
     """Build benchmark scene ``number`` (see the module docstring)."""
-    from vnvs.cameras import Cameras
-    from vnvs.cameras.trajectory import resolve_trajectory
-    from vnvs.data.builders._sampling import random_trajectory_spec
-    from vnvs.synthetic import correspondence, generate_scene, look_at_depth, render_source_video, render_views
-
     rng = np.random.default_rng(int(number))
     scene = generate_scene(int(number))
     motion = str(rng.choice(SOURCE_MOTIONS))
@@ -127,8 +136,6 @@ CACHE_VERSION = 1
 def scene_cache_path(cache: str | os.PathLike, number: int, frames: int, size: int, trajectory: str, mode: str,
                      max_orbit: float) -> Path | None:
     """Cache file of a benchmark scene, or None when it cannot be cached (a trajectory file may change)."""
-    from vnvs import __version__
-
     if trajectory != "random" and Path(trajectory).exists():
         return None
     key = [CACHE_VERSION, __version__, int(number), int(frames), int(size), trajectory,
@@ -154,8 +161,6 @@ def load_scene(number: int, frames: int, size: int, trajectory: str = "random", 
     if path is not None:
         from safetensors.torch import save_file
 
-        from vnvs.utils.atomic import atomic_path
-
         with atomic_path(path) as tmp:
             save_file({"control": sc.control.contiguous(), "target": sc.target.contiguous(),
                        "covisible": sc.covisible.to(torch.uint8).contiguous()}, str(tmp),
@@ -168,8 +173,6 @@ def score(pred: torch.Tensor, target: torch.Tensor, regions: dict[str, torch.Ten
 
     Keys are ``psnr``/``ssim`` plus ``_<region>``; empty regions give ``None``.
     """
-    from vnvs.metrics import nan_to_none, psnr, ssim
-
     out = {}
     for name, mask in regions.items():
         suffix = f"_{name}" if name else ""
@@ -215,8 +218,6 @@ def run_synthetic(generators: dict[str, object], specs: dict[str, str], *, scene
     Returns:
         Scene descriptions and ``{label: {"spec", "generator", "items": [metrics per scene]}}``.
     """
-    from vnvs.utils.progress import progress_bar
-
     numbers = eval_scene_numbers(scenes, seed)
     items: list[dict] = []
     results = {label: {"spec": specs[label], "generator": str(getattr(g, "name", label)), "items": []}

@@ -13,6 +13,8 @@ from pathlib import Path
 from vnvs.errors import InputError
 from vnvs.generators.base import Generator
 from vnvs.generators.classical import InpaintGenerator, WarpGenerator
+from vnvs.generators.learned import LearnedGenerator, is_model_folder
+from vnvs.generators.windows import WindowedGenerator
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,6 @@ DEFAULT_GENERATOR = "default"
 
 def shipped_checkpoint() -> Path | None:
     """The folder of the model shipped with the package (``vnvs/checkpoints/vnvs-dit-small``), or None."""
-    from vnvs.generators.learned import is_model_folder
-
     path = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED_CHECKPOINT
     return path if is_model_folder(path) else None
 
@@ -68,20 +68,14 @@ def get_generator(name: str | None = None, **options) -> Generator:
 
 
 def _learned(path: Path, options: dict) -> Generator:
-    from vnvs.generators.learned import LearnedGenerator
-
     return LearnedGenerator(path, **options)
 
 
 def __getattr__(name: str):
     # heavy classes on first use, so `import vnvs.generators` stays light
     if name == "LearnedGenerator":
-        from vnvs.generators.learned import LearnedGenerator
-
         return LearnedGenerator
     if name == "WindowedGenerator":
-        from vnvs.generators.windows import WindowedGenerator
-
         return WindowedGenerator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

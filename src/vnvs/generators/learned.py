@@ -37,7 +37,15 @@ import torch.nn.functional as F
 
 from vnvs.errors import InputError
 from vnvs.generators.windows import OomRetry
-from vnvs.geometry.control import CONTROL_CHANNELS, MASK, WARPED, fill_cracks, resize_control
+from vnvs.geometry.control import (
+    CONTROL_CHANNELS,
+    MASK,
+    WARPED,
+    fill_cracks,
+    resize_control,
+)
+from vnvs.models import NovelViewModel
+from vnvs.sampling import NovelViewPipeline
 
 MODEL_FILES = ("config.json", "model.safetensors")
 """Files that make a folder a saved model (``NovelViewModel.save_pretrained``)."""
@@ -134,16 +142,12 @@ class LearnedGenerator:
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  resolution: int | None = None, window: int | None = None, overlap: int | None = None,
                  composite: bool | None = None, name: str | None = None, show_progress: bool = False):
-        from vnvs.sampling import NovelViewPipeline
-
         defaults: dict = {}
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
             if not is_model_folder(path):
                 raise InputError(f"{path} is not a saved model folder (it needs {' and '.join(MODEL_FILES)})")
             defaults = read_sampling_defaults(path)
-            from vnvs.models import NovelViewModel
-
             loaded = NovelViewModel.from_pretrained(path)
             name = name or path.resolve().name
         else:

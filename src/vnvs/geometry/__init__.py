@@ -1,14 +1,43 @@
 """Geometry core: pure tensor functions, batched over frames (shapes in each docstring)."""
 
-from vnvs.geometry.control import (CONTROL_CHANNELS, CORR, MASK, SOURCE, WARPED, build_control_signal, control_mask,
-                                   crop_control, fill_cracks, render_control, resize_control, split_control_signal)
-from vnvs.geometry.projection import (depth_to_world, pixel_grid, project_points, relative_transform,
-                                      transform_points, unproject_depth)
+from vnvs.geometry.control import (
+                                   CONTROL_CHANNELS,
+                                   CORR,
+                                   MASK,
+                                   SOURCE,
+                                   WARPED,
+                                   build_control_signal,
+                                   control_mask,
+                                   crop_control,
+                                   fill_cracks,
+                                   render_control,
+                                   resize_control,
+                                   split_control_signal,
+)
+from vnvs.geometry.projection import (
+                                   depth_to_world,
+                                   pixel_grid,
+                                   project_points,
+                                   relative_transform,
+                                   transform_points,
+                                   unproject_depth,
+)
 from vnvs.geometry.soft_splat import soft_splat
-from vnvs.geometry.splat import SplatResult, forward_splat, forward_splat_flow, project_depth_to_pixels, random_keys
+from vnvs.geometry.splat import (
+                                   SplatResult,
+                                   forward_splat,
+                                   forward_splat_flow,
+                                   project_depth_to_pixels,
+                                   random_keys,
+)
 from vnvs.geometry.visibility import covisibility
-from vnvs.geometry.warp import (backward_warp, correspondence_from_flow, denormalize_coords, flow_from_correspondence,
-                                normalize_coords)
+from vnvs.geometry.warp import (
+                                   backward_warp,
+                                   correspondence_from_flow,
+                                   denormalize_coords,
+                                   flow_from_correspondence,
+                                   normalize_coords,
+)
 
 __all__ = [
     "CONTROL_CHANNELS", "CORR", "MASK", "SOURCE", "SplatResult", "WARPED", "backward_warp", "build_control_signal",

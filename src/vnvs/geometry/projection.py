@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from vnvs.geometry.se3 import invert_se3
+
 
 def pixel_grid(height: int, width: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """Pixel-centre coordinates of an image.
@@ -101,13 +103,9 @@ def relative_transform(w2c_src: torch.Tensor, w2c_tgt: torch.Tensor) -> torch.Te
     Returns:
         ``(T, 4, 4)`` equal to ``w2c_tgt @ inverse(w2c_src)``.
     """
-    from vnvs.geometry.se3 import invert_se3
-
     return w2c_tgt @ invert_se3(w2c_src)
 
 
 def depth_to_world(depth: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor) -> torch.Tensor:
     """World points of depth maps: ``(T, H, W)`` depth -> ``(T, H, W, 3)`` world coordinates."""
-    from vnvs.geometry.se3 import invert_se3
-
     return transform_points(invert_se3(w2c), unproject_depth(depth, K))

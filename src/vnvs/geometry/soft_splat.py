@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from vnvs.geometry.projection import project_points, relative_transform, transform_points, unproject_depth, pixel_grid
+from vnvs.geometry.projection import (
+    pixel_grid,
+    project_points,
+    relative_transform,
+    transform_points,
+    unproject_depth,
+)
 from vnvs.geometry.splat import SplatResult
 
 

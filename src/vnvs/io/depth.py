@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vnvs.errors import DepthError
 from vnvs.utils.atomic import atomic_path

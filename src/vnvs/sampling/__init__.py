@@ -1,6 +1,12 @@
 """Samplers: the denoising loops that turn a model and a control signal into frames (diffusers'
 pipelines, kept apart from the models and their schedulers)."""
 
-from vnvs.sampling.pipeline import DEFAULT_SHIFT, DEFAULT_STEPS, NovelViewPipeline, latent_shape, make_scheduler
+from vnvs.sampling.pipeline import (
+    DEFAULT_SHIFT,
+    DEFAULT_STEPS,
+    NovelViewPipeline,
+    latent_shape,
+    make_scheduler,
+)
 
 __all__ = ["DEFAULT_SHIFT", "DEFAULT_STEPS", "NovelViewPipeline", "latent_shape", "make_scheduler"]

@@ -24,6 +24,7 @@ import torch
 
 from vnvs.errors import InputError
 from vnvs.geometry.control import CONTROL_CHANNELS
+from vnvs.models import NovelViewModel
 from vnvs.utils.progress import progress
 
 DEFAULT_STEPS = 20
@@ -91,8 +92,6 @@ class NovelViewPipeline:
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None,
                         dtype: torch.dtype | None = None) -> "NovelViewPipeline":
         """Load a model folder written by ``NovelViewModel.save_pretrained`` (``vnvs train`` writes ``OUTPUT/model``)."""
-        from vnvs.models import NovelViewModel
-
         model = NovelViewModel.from_pretrained(path)
         model.to(device=device or "cpu", dtype=dtype)
         model.eval()

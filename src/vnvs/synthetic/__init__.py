@@ -17,13 +17,13 @@ from vnvs.synthetic.paths import (
     render_views,
     source_camera_path,
 )
-from vnvs.synthetic.render import RenderOutput, cast_pixels, render, render_depth
+from vnvs.synthetic.render import RenderOutput, cast_pixels, median_depth, render, render_depth
 from vnvs.synthetic.scene import BOX, ELLIPSOID, SPHERE, Scene, SceneConfig, generate_scene
 
 __all__ = [
     "BOX", "ELLIPSOID", "SPHERE", "SOURCE_MOTIONS",
     "GridOutput", "RenderOutput", "Scene", "SceneConfig", "SourceVideo",
     "cast_pixels", "clip_times", "correspondence", "generate_scene",
-    "look_at_depth", "orbit_camera", "render", "render_depth", "render_grid",
+    "look_at_depth", "median_depth", "orbit_camera", "render", "render_depth", "render_grid",
     "render_source_video", "render_views", "source_camera_path",
 ]

@@ -182,29 +182,6 @@ class Scene:
         Xw = (Rg @ X[..., None])[..., 0] + pg
         return Xw.transpose(1, 2).reshape(N, 3, H, W)
 
-    def median_depth(self, w2c: torch.Tensor, K: torch.Tensor, height: int, width: int,
-                     times: torch.Tensor | None = None, max_side: int = 64) -> float:
-        """Median z-depth of the scene seen by the given cameras (the "look-at depth").
-
-        Renders depth at a reduced resolution (longest side ``max_side``) for speed.
-        ``times`` defaults to ``linspace(0, 1, N)``.
-        """
-        from vnvs.synthetic.render import render_depth
-
-        w2c = torch.as_tensor(w2c, dtype=torch.float32).reshape(-1, 4, 4)
-        K = torch.as_tensor(K, dtype=torch.float32).reshape(-1, 3, 3).expand(w2c.shape[0], 3, 3)
-        s = min(1.0, max_side / max(height, width))
-        h, w = max(1, round(height * s)), max(1, round(width * s))
-        Ks = K.clone()
-        Ks[:, 0, :] *= w / width
-        Ks[:, 1, :] *= h / height
-        Ks[:, 0, 2] = (K[:, 0, 2] + 0.5) * w / width - 0.5
-        Ks[:, 1, 2] = (K[:, 1, 2] + 0.5) * h / height - 0.5
-        if times is None:
-            times = torch.linspace(0, 1, w2c.shape[0])
-        depth, _ = render_depth(self, w2c, Ks, h, w, times)
-        return float(depth.median())
-
 
 def _palette(rng: np.random.Generator, muted: bool) -> np.ndarray:
     h = rng.uniform()

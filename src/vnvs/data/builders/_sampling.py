@@ -13,12 +13,12 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from vnvs.cameras.presets import make_preset_trajectory
 from vnvs.cameras.camera import Cameras
+from vnvs.cameras.presets import make_preset_trajectory
+from vnvs.data.schema import to_uint8
 from vnvs.geometry import covisibility, pixel_grid
 from vnvs.io.transform import FrameTransform, plan_transform, transform_depth
 from vnvs.io.video import iter_video_chunks, probe_video
-from vnvs.data.schema import to_uint8
 
 CHUNK = 16
 """Frames decoded per chunk when streaming a video."""

@@ -29,8 +29,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vnvs.data.builders._sampling import (clip_indices, clip_span, draw_clip_start, gather_frames, stack_frames,
-                                          video_transform)
+from vnvs.data.builders._sampling import (
+    clip_indices,
+    clip_span,
+    draw_clip_start,
+    gather_frames,
+    stack_frames,
+    video_transform,
+)
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import BuildResult, WorkItem, to_uint8
 from vnvs.geometry import normalize_coords, pixel_grid

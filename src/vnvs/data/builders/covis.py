@@ -27,8 +27,17 @@ import numpy as np
 import torch
 
 from vnvs.cameras.source import source_cameras
-from vnvs.data.builders._sampling import (clip_indices, clip_span, covis_sample, draw_clip_start, gather_frames,
-                                          random_trajectory_spec, resize_depth, stack_frames, video_transform)
+from vnvs.data.builders._sampling import (
+    clip_indices,
+    clip_span,
+    covis_sample,
+    draw_clip_start,
+    gather_frames,
+    random_trajectory_spec,
+    resize_depth,
+    stack_frames,
+    video_transform,
+)
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import BuildResult, WorkItem
 from vnvs.io.depth import load_depth

@@ -22,7 +22,13 @@ import os
 import numpy as np
 import torch
 
-from vnvs.data.builders._sampling import clip_indices, clip_span, gather_frames, stack_frames, video_transform
+from vnvs.data.builders._sampling import (
+    clip_indices,
+    clip_span,
+    gather_frames,
+    stack_frames,
+    video_transform,
+)
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import BuildResult, WorkItem, to_uint8
 from vnvs.estimators.flow import flow_with_consistency, get_flow_estimator

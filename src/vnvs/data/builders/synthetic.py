@@ -31,7 +31,14 @@ from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import BuildResult, WorkItem, to_uint8
 from vnvs.errors import InputError
 from vnvs.geometry import backward_warp
-from vnvs.synthetic import correspondence, generate_scene, look_at_depth, render_grid, render_source_video, render_views
+from vnvs.synthetic import (
+    correspondence,
+    generate_scene,
+    look_at_depth,
+    render_grid,
+    render_source_video,
+    render_views,
+)
 
 MOTIONS = ("gentle", "orbit", "dolly", "pan")
 
