@@ -190,7 +190,7 @@ def test_presets_and_files(tmp_path):
                     'synthetic-pairs = 0.3\n\n[model]\nbackbone = "dit"\nvnvs_every = 2\n')
     cfg = load_config(toml)
     assert cfg.batch_size == 3 and cfg.betas == (0.8, 0.95) and cfg.lr == 5e-4
-    assert cfg.data == {"flow-pairs": 0.7, "synthetic-pairs": 0.3} and cfg.model["vnvs_every"] == 2
+    assert cfg.data == {"flow-pairs": 0.7, "synthetic-pairs": 0.3} and cfg.model.vnvs_every == 2
     cfg.save(tmp_path / "run.json")
     assert load_config(tmp_path / "run.json") == cfg
     assert cfg.differences(cfg.replace(max_steps=7, num_workers=0)) == []
