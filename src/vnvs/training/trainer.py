@@ -1,8 +1,9 @@
 """The training loop: flow matching on prepared pairs, through Hugging Face Accelerate.
 
-One process by default (CPU or one GPU); under ``accelerate launch`` the same code runs DDP on
-several GPUs or nodes (each process reads a disjoint slice of every epoch; see
-:mod:`vnvs.training.data`). Per optimizer step: ``grad_accum`` micro-batches, each encoded by the
+:class:`Trainer` holds a run and its stages (setup, resume, step, log, checkpoint, export);
+:func:`train` runs one from start to end. One process by default (CPU or one GPU); under
+``accelerate launch`` the same code runs DDP on several GPUs or nodes (each process reads a
+disjoint slice of every epoch; see :mod:`vnvs.training.data`). Per optimizer step: ``grad_accum`` micro-batches, each encoded by the
 model, noised at a sampled ``sigma``, with a fraction of its control signals dropped, through the
 network, MSE on the velocity; then gradient clipping, AdamW, the LR schedule and the EMA.
 
