@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vnvs.errors import InputError
-from vnvs.models import ModelConfig, NovelViewModel, get_preset
+from vnvs.models import ModelConfig, NovelViewModel, build_model, check_model_spec, get_preset
 from vnvs.models.dit import DiTConfig, VideoDiT
 from vnvs.models.injection import BlockWrapper
 from vnvs.models.vnvs_block import VNVSBlock
@@ -340,6 +340,30 @@ def test_config_round_trip_and_presets():
         ModelConfig.from_dict({"backbone": "dit", "bogus": 1})
     with pytest.raises(InputError, match="pretrained"):
         ModelConfig(backbone="wan", pretrained="x", vae_config={})
+
+
+def test_build_model_from_name_config_or_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative names are looked up as folders first
+    torch.manual_seed(0)
+    named = build_model("dit-tiny")
+    torch.manual_seed(0)
+    assert _same(named.state_dict(), build_model(get_preset("dit-tiny")).state_dict())
+    named.save_pretrained(tmp_path / "saved")
+    loaded = build_model(tmp_path / "saved")
+    assert _same(named.state_dict(), loaded.state_dict())
+    (tmp_path / "empty").mkdir()
+    for spec, message in (("nope", "unknown model 'nope'"), (tmp_path / "missing", "neither a model preset"),
+                          (tmp_path / "empty", "has no config.json")):
+        with pytest.raises(InputError, match=message):
+            check_model_spec(spec)
+        with pytest.raises(InputError, match=message):
+            build_model(spec)
+    check_model_spec("dit-small")  # names and configs pass without building
+    check_model_spec(ModelConfig(vnvs_every=3))
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_dit_small_fits_the_shipped_budget():

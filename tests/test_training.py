@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,9 +21,9 @@ from vnvs.data.engine import prepare
 from vnvs.data.inputs import collect_inputs
 from vnvs.errors import InputError
 from vnvs.geometry import build_control_signal
-from vnvs.models import NovelViewModel
-from vnvs.training import PRESETS, TrainConfig, export_model, get_preset, load_config
 from vnvs.geometry.control import crop_control
+from vnvs.models import ModelConfig, NovelViewModel
+from vnvs.training import PRESETS, TrainConfig, Trainer, export_model, get_preset, load_config
 from vnvs.training.adapt import fit_batch, fit_frame_count
 from vnvs.training.checkpoint import list_checkpoints, read_state
 from vnvs.training.data import EpochBatches, rank_positions
@@ -30,6 +31,7 @@ from vnvs.training.ema import EMA
 from vnvs.training.flow_matching import (add_noise, drop_control, flow_matching_loss, loss_weights, sample_sigmas,
                                          shift_sigmas)
 from vnvs.training.trainer import build_model, read_log, train
+from vnvs.utils.atomic import atomic_dir, replace_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -191,7 +193,7 @@ def test_presets_and_files(tmp_path):
                     'synthetic-pairs = 0.3\n\n[model]\nbackbone = "dit"\nvnvs_every = 2\n')
     cfg = load_config(toml)
     assert cfg.batch_size == 3 and cfg.betas == (0.8, 0.95) and cfg.lr == 5e-4
-    assert cfg.data == {"flow-pairs": 0.7, "synthetic-pairs": 0.3} and cfg.model["vnvs_every"] == 2
+    assert cfg.data == {"flow-pairs": 0.7, "synthetic-pairs": 0.3} and cfg.model.vnvs_every == 2
     cfg.save(tmp_path / "run.json")
     assert load_config(tmp_path / "run.json") == cfg
     assert cfg.differences(cfg.replace(max_steps=7, num_workers=0)) == []
@@ -211,6 +213,22 @@ def test_presets_and_files(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match="malformed"):
         load_config(tmp_path / "broken.json")
+
+
+def test_model_field_is_a_name_or_a_model_config(tmp_path):
+    cfg = TrainConfig(model={"backbone": "dit", "vnvs_every": 2})
+    assert cfg.model == ModelConfig(vnvs_every=2)  # a table becomes a ModelConfig
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # saved as a table
+    assert cfg.differences(cfg.replace(model=ModelConfig(vnvs_every=2))) == []
+    assert cfg.differences(cfg.replace(model="dit-tiny")) == ["model"]
+    with pytest.raises(InputError, match="unknown model config fields: colour"):
+        TrainConfig.from_dict({"model": {"colour": 1}})
+    with pytest.raises(InputError, match="model must be"):
+        TrainConfig(model="")
+    assert get_preset("tiny", lr=0.5).lr == 0.5 and get_preset("tiny").lr == 1e-3
+    (tmp_path / "odd.toml").write_text('preset = "tiny"\nname = 1\n')  # a key named like get_preset's argument
+    with pytest.raises(InputError, match="unknown fields name"):
+        load_config(tmp_path / "odd.toml")
 
 
 # ---- fitting batches to the model --------------------------------------------------------------------
@@ -307,6 +325,59 @@ def test_training_run_outputs(straight, data, tmp_path):
     assert len(changed) == len(ema)  # every trainable tensor moved ...
     assert "backbone.text_proj.weight" not in ema and torch.equal(init["backbone.text_proj.weight"],
                                                                   raw["backbone.text_proj.weight"])  # ... not text_proj
+
+
+def test_trainer_resume_picks_the_newest_complete_checkpoint_and_export_writes_the_ema(straight, data, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(straight[0], run)
+    ckpts = run / "checkpoints"
+    (ckpts / "step-00000009").mkdir()  # no trainer_state.json: incomplete
+    (ckpts / ".step-00000008.tmp").mkdir()  # a killed save
+    trainer = Trainer(tiny(max_steps=8), data, run, resume=True)
+    try:
+        trainer.setup()
+        assert not (ckpts / ".step-00000008.tmp").exists()
+        assert trainer.resume() == ckpts / "step-00000006"
+        state = read_state(ckpts / "step-00000006")
+        assert (trainer.steps, trainer.start_step, trainer.epoch, trainer.next_batch, trainer.samples_seen) == \
+            (6, 6, state["epoch"], state["batch"], state["samples_seen"])
+        ema = load_file(str(ckpts / "step-00000006" / "ema.safetensors"))
+        assert _same_weights({k: v.cpu() for k, v in trainer.ema.state_dict().items()}, ema)
+        live = {k: v.detach().clone() for k, v in trainer.unwrapped.state_dict().items()}
+        assert _same_weights(live, _weights(ckpts / "step-00000006"))
+        shutil.rmtree(run / "model")
+        assert trainer.export() == run / "model"
+        exported = _weights(run / "model")
+        assert all(torch.equal(exported[k], ema[k]) for k in ema)  # the EMA, not the trained weights
+        assert _same_weights(exported, _weights(straight[0] / "model"))
+        assert _same_weights({k: v.detach() for k, v in trainer.unwrapped.state_dict().items()}, live)  # put back
+        trainer.step()
+        assert (trainer.steps, trainer.samples_seen) == (7, state["samples_seen"] + 2)
+        assert trainer.log()["step"] == 7 and [e["step"] for e in read_log(run)] == [1, 2, 3, 4, 5, 6, 7]
+        assert trainer.checkpoint() == ckpts / "step-00000007"
+        assert [p.name for p in list_checkpoints(run)] == ["step-00000006", "step-00000007"]  # keep 2
+    finally:
+        trainer.close()
+
+
+def test_replace_dir_swaps_whole_folders(tmp_path):
+    new, dest = tmp_path / "new", tmp_path / "dest"
+    new.mkdir()
+    (new / "a.txt").write_text("new")
+    replace_dir(new, dest)
+    assert not new.exists() and [p.name for p in dest.iterdir()] == ["a.txt"]
+    new.mkdir()
+    (new / "b.txt").write_text("newer")
+    (tmp_path / ".dest.old").mkdir()  # left by a crash between the renames
+    replace_dir(new, dest)
+    assert [p.name for p in dest.iterdir()] == ["b.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+    with atomic_dir(dest) as tmp:
+        (tmp / "c.txt").write_text("again")
+    assert [p.name for p in dest.iterdir()] == ["c.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+    with pytest.raises(RuntimeError), atomic_dir(dest) as tmp:
+        (tmp / "d.txt").write_text("half")
+        raise RuntimeError
+    assert [p.name for p in dest.iterdir()] == ["c.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
 
 
 def test_resume_reproduces_the_uninterrupted_run(straight, data, tmp_path):

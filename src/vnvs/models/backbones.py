@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from vnvs.errors import InputError, MissingDependencyError
 from vnvs.models.config import ModelConfig
+from vnvs.models.dit import DiTConfig, VideoDiT
 from vnvs.models.injection import (
     BlockWrapper,
     CogVideoXBlockWrapper,
@@ -107,8 +108,6 @@ class DiTAdapter(Adapter):
     blocks_attr = "blocks"
 
     def build(self, config, arch):
-        from vnvs.models.dit import DiTConfig, VideoDiT
-
         return VideoDiT(DiTConfig.from_dict(config.backbone_config), config.null_text_tokens), None
 
     def spec(self, config, backbone, vae):

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
+from vnvs.models.dit import spatial_attention
 from vnvs.models.vnvs_block import VNVSBlock, joint_attention
 
 
@@ -62,8 +63,6 @@ class DiTBlockWrapper(BlockWrapper):
         return self._call(self._run, x, text, temb, mod, grid, self._control())
 
     def _run(self, x, text, temb, mod, grid, control):
-        from vnvs.models.dit import spatial_attention
-
         x, text = self.block(x, text, temb, mod, grid)
         if self.vnvs is not None:
             x, text = self.vnvs(x, control, temb, text, spatial_attention(grid, x.shape[0]))

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file, save_file
 
 from vnvs.errors import InputError
 from vnvs.models.backbones import ADAPTERS, log2_int
@@ -21,6 +22,7 @@ from vnvs.models.config import ModelConfig
 from vnvs.models.injection import BlockWrapper, InjectionContext
 from vnvs.models.projector import CorrespondenceProjector
 from vnvs.models.vnvs_block import VNVSBlock
+from vnvs.utils.atomic import atomic_dir
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -79,10 +81,6 @@ class NovelViewModel(nn.Module):
 
         ``dtype`` (e.g. ``torch.float16``) casts floating-point weights before writing.
         """
-        from safetensors.torch import save_file
-
-        from vnvs.utils.atomic import atomic_dir
-
         state = {}
         for key, value in self.state_dict().items():
             value = value.detach()
@@ -107,7 +105,6 @@ class NovelViewModel(nn.Module):
         ``dtype`` casts floating-point weights (None keeps the stored dtype).
         """
         from accelerate import init_empty_weights
-        from safetensors.torch import load_file
 
         folder = Path(path)
         if not folder.is_dir():

@@ -26,7 +26,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_file, save_file
+
 from vnvs.errors import InputError
+from vnvs.models import build_model
+from vnvs.training.config import TrainConfig
+from vnvs.training.ema import export_ema
+from vnvs.utils.atomic import replace_dir
 
 CHECKPOINTS = "checkpoints"
 STATE_NAME = "trainer_state.json"
@@ -50,6 +56,7 @@ def list_checkpoints(output: str | os.PathLike) -> list[Path]:
 
 
 def latest_checkpoint(output: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run folder (None: there is none)."""
     found = list_checkpoints(output)
     return found[-1] if found else None
 
@@ -94,8 +101,6 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_extras(folder: Path, ema_state: dict | None, state: dict[str, Any], config_dict: dict[str, Any]) -> None:
     """Main process: the EMA, the run config, then the trainer state (written last)."""
-    from safetensors.torch import save_file
-
     if ema_state is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.items()}, str(folder / EMA_NAME))
     (folder / CONFIG_NAME).write_text(json.dumps(config_dict, indent=2) + "\n")
@@ -117,14 +122,7 @@ def save_checkpoint(accelerator, output: str | os.PathLike, step: int, *, state:
     if accelerator.is_main_process:
         write_extras(tmp, ema_state, dict(state, format=FORMAT, step=int(step)), config_dict)
         _fsync_tree(tmp)
-        if final.exists():  # a re-run of the same step: swap, then drop the old copy
-            old = root / f".{name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)  # a re-run of the same step replaces its checkpoint
         _fsync_dir(root)
         prune(output, keep)
     accelerator.wait_for_everyone()
@@ -143,17 +141,13 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
     return state
 
 
-def read_config(path: str | os.PathLike):
+def read_config(path: str | os.PathLike) -> TrainConfig:
     """The :class:`~vnvs.training.TrainConfig` stored in a checkpoint."""
-    from vnvs.training.config import TrainConfig
-
     return TrainConfig.from_dict(json.loads((Path(path) / CONFIG_NAME).read_text()))
 
 
 def load_ema(path: str | os.PathLike) -> dict | None:
     """The EMA tensors of a checkpoint (None when it was trained without EMA)."""
-    from safetensors.torch import load_file
-
     file = Path(path) / EMA_NAME
     return load_file(str(file)) if file.is_file() else None
 
@@ -161,20 +155,11 @@ def load_ema(path: str | os.PathLike) -> dict | None:
 def export_model(checkpoint: str | os.PathLike, output: str | os.PathLike, use_ema: bool = True) -> Path:
     """Write the model of a checkpoint (its EMA weights unless ``use_ema`` is False) with
     ``NovelViewModel.save_pretrained`` to ``output`` (what generators load)."""
-    from safetensors.torch import load_file
-
-    from vnvs.training.trainer import build_model
-
     checkpoint = Path(checkpoint)
     config = read_config(checkpoint)
     model = build_model(config.model)
     weights = load_file(str(checkpoint / "model.safetensors"))
     weights = {k.removeprefix("module."): v for k, v in weights.items()}
     model.load_state_dict(weights)
-    ema = load_ema(checkpoint) if use_ema else None
-    if ema:
-        params = dict(model.named_parameters())
-        for k, v in ema.items():
-            params[k].data.copy_(v.to(params[k].dtype))
-    model.save_pretrained(output)
+    export_ema(model, load_ema(checkpoint) if use_ema else None, output)
     return Path(output)

@@ -1,4 +1,4 @@
-"""``vnvs train``: parser and handler (kept light: heavy modules are imported when the command runs)."""
+"""``vnvs train``: parser and handler (Accelerate is imported when the command runs)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import json
 import os
 from pathlib import Path
 
+from vnvs.errors import InputError
+from vnvs.training.checkpoint import latest_checkpoint, read_config
+from vnvs.training.presets import PRESETS, load_config
+from vnvs.training.trainer import train
 from vnvs.utils.argtypes import positive_float as _positive_float
 from vnvs.utils.argtypes import positive_int as _positive_int
 
 
 def add_train_parser(sub) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to ``sub`` (the caller sets its ``func``); return its parser."""
-    from vnvs.training.presets import PRESETS
-
     p = sub.add_parser(
         "train", help="train a novel-view model with flow matching on prepared pairs (Accelerate; 1..N GPUs or the CPU)",
         description="Train on samples written by `vnvs prepare`. Checkpoints go to OUTPUT/checkpoints, the loss log to "
@@ -39,10 +41,6 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace):
     """The run's TrainConfig: ``--config`` (or, when resuming without it, the checkpoint's) plus overrides."""
-    from vnvs.errors import InputError
-    from vnvs.training.checkpoint import latest_checkpoint, read_config
-    from vnvs.training.config import load_config
-
     if args.config is not None:
         config = load_config(args.config)
     else:
@@ -60,8 +58,6 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from vnvs.training.trainer import train
-
     result = train(resolve_config(args), args.data, args.output, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, one summary
         print(json.dumps(result.to_dict()))

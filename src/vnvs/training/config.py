@@ -1,4 +1,4 @@
-"""``TrainConfig``: every setting of a training run, loadable from a preset, a JSON or a TOML file.
+"""``TrainConfig``: every setting of a training run (presets and config files: :mod:`vnvs.training.presets`).
 
 A file holds the fields below at its top level; ``preset = "NAME"`` (optional) starts from a preset
 and the other keys override it. ``model`` is a preset name of :mod:`vnvs.models`, a
@@ -21,10 +21,12 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from vnvs.data.schema import PAIR_KINDS
 from vnvs.errors import InputError
+from vnvs.models.config import ModelConfig
+from vnvs.utils.atomic import atomic_path
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TIMESTEP_SAMPLING = ("logit-normal", "uniform")
@@ -41,10 +43,11 @@ RUN_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "log_every", 
 class TrainConfig:
     """A training run: model, data mixture, optimisation, objective, schedule of checkpoints and logs."""
 
-    model: str | dict = "dit-small"
+    model: str | ModelConfig = "dit-small"
     """What to train: a model preset name of :mod:`vnvs.models` (e.g. ``"dit-tiny"``), a
-    :class:`~vnvs.models.ModelConfig` as a dict (random init), or a folder holding a model saved
-    with ``save_pretrained`` (``config.json`` + weights; finetuning starts from its weights)."""
+    :class:`~vnvs.models.ModelConfig` (random init; given as a dict/table, it is converted), or a
+    folder holding a model saved with ``save_pretrained`` (``config.json`` + weights; finetuning
+    starts from its weights). Saved as a string or a table."""
     data: dict = field(default_factory=lambda: {"flow-pairs": 0.5, "synthetic-pairs": 0.5})
     """Pair kinds to train on and their mixing weights (each batch position draws a kind with these
     probabilities; see :class:`vnvs.data.dataset.ShardDataset`). Kinds: ``flow-pairs``, ``covis``,
@@ -118,19 +121,20 @@ class TrainConfig:
     ``OUTPUT/samples/rank-KKKK.jsonl`` (an audit of the data order)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
         self.betas = tuple(float(b) for b in self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         self.validate()
 
     def validate(self) -> None:
         """Raise :class:`InputError` (one line) on an impossible setting."""
-        from vnvs.data.schema import PAIR_KINDS
 
         def need(ok: bool, message: str) -> None:
             if not ok:
                 raise InputError(f"training config: {message}")
 
-        need(isinstance(self.model, (str, dict)) and bool(self.model), f"model must be a preset name, a folder or a "
-             f"model config table, got {self.model!r}")
+        need(isinstance(self.model, ModelConfig) or (isinstance(self.model, str) and bool(self.model)),
+             f"model must be a preset name, a folder or a model config table, got {self.model!r}")
         need(isinstance(self.data, dict) and bool(self.data), f"data must map sample kinds to weights, got {self.data!r}")
         for kind, weight in self.data.items():
             need(kind in PAIR_KINDS, f"data kind {kind!r} cannot be trained on; use pair kinds {', '.join(PAIR_KINDS)}")
@@ -169,25 +173,23 @@ class TrainConfig:
 
     # ---- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``model`` as a string or a :meth:`ModelConfig.to_dict` table)."""
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Build from a dict; ``preset`` (optional) names the preset the other keys override."""
+        """Build from a dict of fields (as :meth:`to_dict` writes; a file's ``preset`` key is resolved by
+        :func:`vnvs.training.presets.load_config`)."""
         if not isinstance(data, dict):
             raise InputError(f"training config must be a table of fields, got {type(data).__name__}")
-        data = dict(data)
-        base: dict[str, Any] = {}
-        if "preset" in data:
-            base = get_preset(data.pop("preset")).to_dict()
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"training config: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         try:
-            return cls(**{**base, **data})
+            return cls(**data)
         except TypeError as exc:
             raise InputError(f"training config: {exc}") from None
 
@@ -197,8 +199,6 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON (atomically)."""
-        from vnvs.utils.atomic import atomic_path
-
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
@@ -214,36 +214,3 @@ def _is_int(value: Any) -> bool:
 
 def _is_num(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def get_preset(name: str) -> TrainConfig:
-    """A copy of the training preset ``name`` (see :mod:`vnvs.training.presets`)."""
-    from vnvs.training.presets import PRESETS
-
-    if not isinstance(name, str) or name not in PRESETS:
-        raise InputError(f"unknown training preset {name!r}; presets: {', '.join(PRESETS)}")
-    return TrainConfig.from_dict(PRESETS[name]())
-
-
-def load_config(spec: str | os.PathLike) -> TrainConfig:
-    """A preset name, or a ``.json`` / ``.toml`` file (see the module docstring)."""
-    from vnvs.training.presets import PRESETS
-
-    text = str(spec)
-    path = Path(text)
-    if text in PRESETS and not path.is_file():
-        return get_preset(text)
-    if path.suffix.lower() not in (".json", ".toml"):
-        raise InputError(f"{text!r} is neither a training preset ({', '.join(PRESETS)}) nor a .json/.toml file")
-    if not path.is_file():
-        raise InputError(f"training config {path} not found")
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
-        else:
-            import tomllib
-
-            data = tomllib.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"training config {path} is malformed: {' '.join(str(exc).split())}") from None
-    return TrainConfig.from_dict(data)

@@ -1,6 +1,9 @@
-"""Exponential moving average of the trainable weights (float32 copies on the training device)."""
+"""Exponential moving average of the trainable weights (float32 copies on the training device),
+and the export of a model folder with the averages in place of the trained weights."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -51,9 +54,30 @@ class EMA:
             self.shadow[i].copy_(state[n])
         self.updates = int(updates)
 
-    @torch.no_grad()
     def copy_to(self, module: torch.nn.Module) -> None:
         """Write the averages into ``module``'s parameters of the same names."""
-        params = dict(module.named_parameters())
-        for n, t in zip(self.names, self.shadow):
-            params[n].copy_(t.to(params[n].dtype))
+        load_averages(module, self.state_dict())
+
+
+@torch.no_grad()
+def load_averages(module: torch.nn.Module, averages: dict[str, torch.Tensor]) -> None:
+    """Copy each tensor of ``averages`` into ``module``'s parameter of that name (cast to its dtype)."""
+    params = dict(module.named_parameters())
+    for n, t in averages.items():
+        params[n].copy_(t.to(params[n].dtype))
+
+
+def export_ema(model, averages: dict[str, torch.Tensor] | None, path: str | os.PathLike) -> None:
+    """``model.save_pretrained(path)`` with the EMA tensors ``averages`` (by parameter name, as
+    :meth:`EMA.state_dict` or a checkpoint's ``ema.safetensors``) in place of the trained weights;
+    None saves the model as it is. The model's parameters are left as they were."""
+    if averages is None:
+        model.save_pretrained(path)
+        return
+    params = dict(model.named_parameters())
+    backup = {n: params[n].detach().to("cpu", copy=True) for n in averages}
+    try:
+        load_averages(model, averages)
+        model.save_pretrained(path)
+    finally:
+        load_averages(model, backup)

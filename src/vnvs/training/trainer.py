@@ -1,8 +1,9 @@
 """The training loop: flow matching on prepared pairs, through Hugging Face Accelerate.
 
-One process by default (CPU or one GPU); under ``accelerate launch`` the same code runs DDP on
-several GPUs or nodes (each process reads a disjoint slice of every epoch; see
-:mod:`vnvs.training.data`). Per optimizer step: ``grad_accum`` micro-batches, each encoded by the
+:class:`Trainer` holds a run and its stages (setup, resume, step, log, checkpoint, export);
+:func:`train` runs one from start to end. One process by default (CPU or one GPU); under
+``accelerate launch`` the same code runs DDP on several GPUs or nodes (each process reads a
+disjoint slice of every epoch; see :mod:`vnvs.training.data`). Per optimizer step: ``grad_accum`` micro-batches, each encoded by the
 model, noised at a sampled ``sigma``, with a fraction of its control signals dropped, through the
 network, MSE on the velocity; then gradient clipping, AdamW, the LR schedule and the EMA.
 
@@ -34,8 +35,16 @@ from typing import Any
 
 import torch
 
+from vnvs.data.dataset import ShardDataset, collate
 from vnvs.errors import InputError
+from vnvs.models import build_model, check_model_spec
+from vnvs.training import checkpoint as ckpt_io
+from vnvs.training.adapt import fit_batch
 from vnvs.training.config import TrainConfig
+from vnvs.training.data import EpochBatches
+from vnvs.training.ema import EMA, export_ema
+from vnvs.training.flow_matching import flow_matching_loss
+from vnvs.utils.progress import progress_bar
 
 LOG_NAME = "log.jsonl"
 MODEL_DIR = "model"
@@ -76,34 +85,6 @@ class TrainResult:
 
 # ---- model ---------------------------------------------------------------------------------------
 
-def build_model(spec: str | dict):
-    """A :class:`~vnvs.models.NovelViewModel` from a model preset name, a ``ModelConfig`` dict, or a
-    folder written by ``save_pretrained`` (its weights are loaded: finetuning)."""
-    from vnvs.models import PRESETS, ModelConfig, NovelViewModel, get_preset
-
-    if isinstance(spec, dict):
-        return NovelViewModel.from_config(ModelConfig.from_dict(spec))
-    path = Path(spec)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise InputError(f"model folder {path} has no config.json (expected a NovelViewModel.save_pretrained folder)")
-        return NovelViewModel.from_pretrained(path)
-    if str(spec) not in PRESETS:
-        raise InputError(f"unknown model {str(spec)!r}: neither a model preset ({', '.join(PRESETS)}) nor a model folder")
-    return NovelViewModel.from_config(get_preset(str(spec)))
-
-
-def check_model_spec(spec: str | dict) -> None:
-    """Raise :class:`InputError` unless ``spec`` names a model preset or folder, or is a valid ModelConfig dict."""
-    from vnvs.models import PRESETS, ModelConfig
-
-    if isinstance(spec, dict):
-        ModelConfig.from_dict(spec)
-    elif not (str(spec) in PRESETS or (Path(spec) / "config.json").is_file()):
-        raise InputError(f"unknown model {str(spec)!r}: neither a model preset ({', '.join(PRESETS)}) "
-                         "nor a folder written by save_pretrained")
-
-
 def _freeze(model, config: TrainConfig) -> None:
     """Apply ``freeze_backbone`` (and keep any autoencoder frozen)."""
     vae = getattr(model, "vae", None)
@@ -123,9 +104,6 @@ def freeze_unused(model, dataset, fit: dict[str, Any], device: torch.device) -> 
     trainable parameter to take part in each step (or the slower ``find_unused_parameters``). One
     sample of the data goes through the model once (gradients are then cleared; no RNG is drawn).
     """
-    from vnvs.data.dataset import collate
-    from vnvs.training.adapt import fit_batch
-
     batch = collate([dataset.load(0)])
     control, target = fit_batch(batch["control"], batch["target"], **fit)
     model.to(device)
@@ -212,23 +190,6 @@ class RunLog:
             self.writer.close()
 
 
-def export_ema(model, ema, path: Path) -> None:
-    """``model.save_pretrained(path)`` with the EMA weights in place of the trained ones (the model is
-    left as it was)."""
-    if ema is None:
-        model.save_pretrained(path)
-        return
-    params = dict(model.named_parameters())
-    backup = {n: params[n].detach().to("cpu", copy=True) for n in ema.names}
-    try:
-        ema.copy_to(model)
-        model.save_pretrained(path)
-    finally:
-        with torch.no_grad():
-            for n, t in backup.items():
-                params[n].copy_(t)
-
-
 def read_log(output: str | os.PathLike) -> list[dict[str, Any]]:
     """The entries of a run's ``log.jsonl``."""
     path = Path(output) / LOG_NAME
@@ -237,33 +198,14 @@ def read_log(output: str | os.PathLike) -> list[dict[str, Any]]:
 
 # ---- the run ---------------------------------------------------------------------------------------
 
-def _check_inputs(config: TrainConfig, data: Path, output: Path, resume: bool):
-    from vnvs.training.checkpoint import latest_checkpoint, read_config
+class Trainer:
+    """One training run: holds the Accelerator, the data stream, the model, the optimizer and the EMA.
 
-    check_model_spec(config.model)
-    if not data.is_dir():
-        raise InputError(f"data folder {data} does not exist")
-    if not (data / "index.json").is_file():
-        raise InputError(f"{data} has no index.json; build training data with `vnvs prepare` first")
-    if output.exists() and not output.is_dir():
-        raise InputError(f"output {output} exists and is not a folder")
-    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise InputError("mixed_precision fp16 needs a GPU; use bf16 or no on the CPU")
-    existing = latest_checkpoint(output)
-    if existing is not None and not resume:
-        raise InputError(f"{output} already holds checkpoints (latest {existing.name}); pass --resume to continue, "
-                         "or choose a new output folder")
-    if resume and existing is not None:
-        saved = read_config(existing)
-        changed = config.differences(saved)
-        if changed:
-            raise InputError(f"the config differs from the checkpoint's in {', '.join(changed)}; resume with the "
-                             "same config (only max_steps, checkpoint/log settings and num_workers may change)")
-    return existing if resume else None
-
-
-def train(config: TrainConfig, data: str | os.PathLike, output: str | os.PathLike, *, resume: bool = False) -> TrainResult:
-    """Train a model on the prepared samples in ``data``; write checkpoints, logs and the model to ``output``.
+    :meth:`fit` drives the run: :meth:`setup`, :meth:`resume`, then :meth:`step` up to
+    ``config.max_steps`` with :meth:`log` every ``log_every`` and :meth:`checkpoint` every
+    ``checkpoint_every`` steps (and both at the last step), then :meth:`export`. Every process of
+    an ``accelerate launch`` builds its own ``Trainer`` with the same arguments and calls the same
+    methods in the same order. Call :meth:`close` when not using :meth:`fit` (which closes).
 
     Args:
         config: the run (see :class:`TrainConfig`).
@@ -272,29 +214,303 @@ def train(config: TrainConfig, data: str | os.PathLike, output: str | os.PathLik
         resume: continue from the latest complete checkpoint in ``output`` (start fresh if there is
             none). Without it, an ``output`` holding checkpoints is refused.
 
+    Attributes (after :meth:`resume`):
+        steps: optimizer steps done.
+        epoch, next_batch: the data position of the next micro-batch (epoch, batch index in it).
+        samples_seen: training samples of all processes so far.
+        start_step: ``steps`` when this run started (0, or the resumed checkpoint's step).
+        resumed_from: the checkpoint :meth:`resume` loaded (None: a fresh start).
+        final_loss: the mean loss of the last :meth:`log` window (None before).
+    """
+
+    def __init__(self, config: TrainConfig, data: str | os.PathLike, output: str | os.PathLike, *,
+                 resume: bool = False):
+        self.config, self.data, self.output, self.resume_requested = config, Path(data), Path(output), resume
+        self.accelerator = None
+        self.resumed_from: Path | None = None
+        self._checkpoint_to_load: Path | None = None
+        self.steps = self.epoch = self.next_batch = self.samples_seen = self.start_step = 0
+        self.final_loss: float | None = None
+        self._stream = None
+        self._log: RunLog | None = None
+        self._record: Path | None = None
+
+    # ---- setup -------------------------------------------------------------------------------------
+    def _check_inputs(self) -> Path | None:
+        """Raise :class:`InputError` on bad inputs (before anything is built or written); return the
+        checkpoint to resume from."""
+        config, data, output = self.config, self.data, self.output
+        check_model_spec(config.model)
+        if not data.is_dir():
+            raise InputError(f"data folder {data} does not exist")
+        if not (data / "index.json").is_file():
+            raise InputError(f"{data} has no index.json; build training data with `vnvs prepare` first")
+        if output.exists() and not output.is_dir():
+            raise InputError(f"output {output} exists and is not a folder")
+        if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+            raise InputError("mixed_precision fp16 needs a GPU; use bf16 or no on the CPU")
+        existing = ckpt_io.latest_checkpoint(output)
+        if existing is not None and not self.resume_requested:
+            raise InputError(f"{output} already holds checkpoints (latest {existing.name}); pass --resume to continue, "
+                             "or choose a new output folder")
+        if self.resume_requested and existing is not None:
+            changed = config.differences(ckpt_io.read_config(existing))
+            if changed:
+                raise InputError(f"the config differs from the checkpoint's in {', '.join(changed)}; resume with the "
+                                 "same config (only max_steps, checkpoint/log settings and num_workers may change)")
+        return existing if self.resume_requested else None
+
+    def setup(self) -> None:
+        """Check the inputs, start Accelerate, open the data, build the model (seeded by ``config.seed``,
+        frozen as configured), the optimizer, the LR schedule and the EMA; choose the checkpoint that
+        :meth:`resume` loads. Raises :class:`InputError` on bad inputs before writing anything."""
+        from accelerate import Accelerator, DistributedDataParallelKwargs
+        from accelerate.utils import DistributedType, set_seed
+
+        config, output = self.config, self.output
+        self._checkpoint_to_load = self._check_inputs()
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        # several processes on a machine without CUDA (torchrun / accelerate launch --multi_gpu): DDP over gloo
+        cpu = launched > 1 and not torch.cuda.is_available()
+        self.accelerator = accelerator = Accelerator(
+            cpu=cpu, mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)])
+        if accelerator.num_processes != launched:
+            raise InputError(f"launched as {launched} processes but Accelerate runs {accelerator.num_processes}; "
+                             "check the accelerate config")
+        self.rank, self.world = rank, world = accelerator.process_index, accelerator.num_processes
+        self.main = main = accelerator.is_main_process
+        self.device = device = accelerator.device
+
+        # data first: a bad folder fails before anything is written or built
+        dataset = ShardDataset(self.data, weights=config.data, seed=config.seed, fields=("control", "target"),
+                               rank=rank, world_size=world, drop_last=True, epoch_size=config.epoch_size)
+        self._batches = EpochBatches(dataset, config.batch_size, rank, world, config.num_workers,
+                                     pin_memory=device.type == "cuda")
+        if self._batches.batches_per_epoch(0) == 0:
+            raise InputError(f"{self.data} has {len(dataset.samples)} samples of {', '.join(dataset.kinds)}: fewer than "
+                             f"one batch of {config.batch_size} per process x {world} process(es)")
+        if main:
+            output.mkdir(parents=True, exist_ok=True)
+            ckpt_io.remove_partial(output)
+        accelerator.wait_for_everyone()
+
+        fit = dict(max_frames=config.max_frames, mode=config.adapt_frames)
+        torch.manual_seed(config.seed)  # the same initial weights on every process
+        model = build_model(config.model)
+        fit.update(spatial_multiple=int(model.spatial_multiple), temporal_multiple=int(model.temporal_multiple),
+                   window=model.window)
+        self._fit_args = fit
+        _freeze(model, config)
+        model.train()
+        self._fsdp = accelerator.distributed_type == DistributedType.FSDP
+        if self._fsdp and config.ema_decay > 0:
+            raise InputError("the EMA is kept per parameter on each process and does not support FSDP; set ema_decay = 0")
+        if not self._fsdp and not config.find_unused_parameters:
+            unused = freeze_unused(model, dataset, fit, device)
+            if unused and main:
+                print(f"vnvs train: {len(unused)} parameter tensors get no gradient (used only with text input) and stay "
+                      f"frozen ({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''})", file=sys.stderr)
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if config.gradient_checkpointing:
+            model.set_gradient_checkpointing(True)
+        set_seed(config.seed, device_specific=True)  # global RNGs: seed + process index
+
+        optimizer = torch.optim.AdamW([p for _, p in trainable], lr=config.lr, betas=config.betas,
+                                      weight_decay=config.weight_decay, eps=config.adam_eps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.unwrapped = accelerator.unwrap_model(self.model)
+        params = dict(self.unwrapped.named_parameters())
+        names = [n for n, _ in trainable]
+        self._trainable = [params[n] for n in names]
+        self.ema = EMA(((n, params[n]) for n in names), config.ema_decay) if config.ema_decay > 0 else None
+        self._per_step = config.batch_size * config.grad_accum * world
+
+    def resume(self) -> Path | None:
+        """Restore the run from the checkpoint chosen by :meth:`setup` (the newest complete one in
+        ``output`` when resuming; none: a fresh start at step 0): weights, optimizer, RNG states, LR
+        schedule, EMA, data position. Then cut ``log.jsonl`` (and the sample records) back to the
+        start step and open the data stream there. Returns the loaded checkpoint."""
+        config, accelerator, output, ckpt = self.config, self.accelerator, self.output, self._checkpoint_to_load
+        if ckpt is not None:
+            state = ckpt_io.read_state(ckpt)
+            if state["world_size"] != self.world:
+                raise InputError(f"checkpoint {ckpt} was written by {state['world_size']} process(es), this run has "
+                                 f"{self.world}; resume with the same number (data order and RNG states are per process)")
+            accelerator.load_state(str(ckpt))
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.ema is not None:
+                saved = ckpt_io.load_ema(ckpt)
+                if saved is None:
+                    raise InputError(f"checkpoint {ckpt} has no EMA weights")
+                self.ema.load_state_dict({k: v.to(self.device) for k, v in saved.items()}, state["ema_updates"])
+            self.steps, self.epoch, self.next_batch = state["step"], state["epoch"], state["batch"]
+            self.samples_seen = state["samples_seen"]
+        self.resumed_from = ckpt
+        if config.record_samples:
+            self._record = output / "samples" / f"rank-{self.rank:04d}.jsonl"
+            self._record.parent.mkdir(parents=True, exist_ok=True)
+            kept = [ln for ln in self._record.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)["step"] <= self.steps] \
+                if ckpt is not None and self._record.is_file() else []
+            self._record.write_text("".join(f"{ln}\n" for ln in kept))
+        self._log = RunLog(output, self.main, config.tensorboard, self.steps if ckpt is not None else None)
+        self.start_step = self.steps
+        self._stream = self._batches(self.epoch, self.next_batch)
+        self._window_losses: list[torch.Tensor] = []
+        self._window_steps = 0
+        self._grad_norm = None
+        self._t_start = self._t_window = time.perf_counter()
+        return ckpt
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def step(self) -> None:
+        """One optimizer step: ``grad_accum`` micro-batches (flow-matching loss, backward), gradient
+        clipping, AdamW, the LR schedule, then the EMA; append to the sample records when on."""
+        config, accelerator, model, device = self.config, self.accelerator, self.model, self.device
+        micro_losses = []
+        positions: list[int] = []
+        for micro in range(config.grad_accum):
+            self.epoch, index, batch = next(self._stream)
+            positions.extend(batch["position"])
+            control, target = fit_batch(batch["control"], batch["target"], **self._fit_args)
+            control = control.to(device, non_blocking=True)
+            target = target.to(device, non_blocking=True)
+            generator = torch.Generator(device=device).manual_seed(step_seed(config.seed, self.rank, self.steps, micro))
+            with accelerator.accumulate(model):
+                with torch.no_grad(), accelerator.autocast():
+                    x0 = self.unwrapped.encode(target)
+                out = flow_matching_loss(
+                    model, x0.float(), control, generator=generator, sampling=config.timestep_sampling,
+                    logit_mean=config.logit_mean, logit_std=config.logit_std, shift=config.timestep_shift,
+                    control_dropout=config.control_dropout, weighting=config.loss_weighting)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients:
+                    if config.max_grad_norm > 0:
+                        self._grad_norm = accelerator.clip_grad_norm_(self._trainable, config.max_grad_norm)
+                    self.optimizer.step()
+                    if not accelerator.optimizer_step_was_skipped:
+                        self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+            micro_losses.append(out.loss.detach().float())
+            self.next_batch = index + 1
+        if self.ema is not None and not accelerator.optimizer_step_was_skipped:
+            self.ema.update(self._trainable)
+        self.steps += 1
+        self.samples_seen += self._per_step
+        self._window_steps += 1
+        self._window_losses.append(torch.stack(micro_losses).mean())
+        if self._record is not None:
+            with open(self._record, "a") as f:
+                f.write(json.dumps({"step": self.steps, "epoch": self.epoch, "positions": positions}) + "\n")
+
+    def log(self) -> dict[str, Any]:
+        """Write one ``log.jsonl`` entry for the steps since the last one (every process calls this: the
+        loss is averaged over processes) and start a new window; return the entry."""
+        loss = self.accelerator.reduce(torch.stack(self._window_losses).mean(), reduction="mean")
+        self.final_loss = float(loss)
+        now = time.perf_counter()
+        entry = {"step": self.steps, "epoch": self.epoch, "loss": self.final_loss,
+                 "lr": self.scheduler.get_last_lr()[0],
+                 "grad_norm": None if self._grad_norm is None else float(self._grad_norm),
+                 "samples_per_s": self._window_steps * self._per_step / max(now - self._t_window, 1e-9),
+                 "seconds": now - self._t_start}
+        self._log.write(entry)
+        self._window_losses, self._window_steps, self._t_window = [], 0, now
+        return entry
+
+    def checkpoint(self) -> Path:
+        """Write the checkpoint of the current step (every process calls this; see
+        :mod:`vnvs.training.checkpoint`) and prune to ``keep_checkpoints``; return its folder."""
+        config, ema = self.config, self.ema
+        state = {"epoch": self.epoch, "batch": self.next_batch, "samples_seen": self.samples_seen,
+                 "world_size": self.world, "batch_size": config.batch_size, "grad_accum": config.grad_accum,
+                 "ema_updates": ema.updates if ema is not None else 0, "scheduler": self.scheduler.state_dict()}
+        return ckpt_io.save_checkpoint(self.accelerator, self.output, self.steps, state=state,
+                                       config_dict=config.to_dict(), ema_state=ema.state_dict() if ema is not None else None,
+                                       keep=config.keep_checkpoints)
+
+    def export(self) -> Path:
+        """Write ``OUTPUT/model`` (the EMA weights, or the trained ones without EMA; FSDP shards are
+        gathered first) and ``OUTPUT/train_config.json`` (every process calls this); return the model folder."""
+        accelerator, main = self.accelerator, self.main
+        accelerator.wait_for_everyone()
+        model_dir = self.output / MODEL_DIR
+        unwrapped = self.unwrapped
+        if self._fsdp:  # gather the sharded weights into a whole model on the main process
+            full = accelerator.get_state_dict(self.model)
+            if main:
+                unwrapped = build_model(self.config.model)
+                unwrapped.load_state_dict(full)
+        if main:
+            export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, model_dir)
+            self.config.save(self.output / "train_config.json")
+        accelerator.wait_for_everyone()
+        return model_dir
+
+    def close(self) -> None:
+        """Stop the data loader workers, close the logs and release Accelerate (a later run in this
+        process may use other settings). :meth:`fit` closes; call this after using the steps directly."""
+        self._close_inputs()
+        if self.accelerator is not None:
+            self.accelerator.end_training()
+            _reset_accelerate()
+            self.accelerator = None
+
+    def _close_inputs(self) -> None:
+        """Stop the data stream (its DataLoader workers) and close the run log."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def fit(self) -> TrainResult:
+        """Run :meth:`setup`, :meth:`resume`, the steps up to ``max_steps`` (logging and checkpointing
+        on schedule) and :meth:`export`, then :meth:`close`. Returns what the run did."""
+        config = self.config
+        try:
+            self.setup()
+            self.resume()
+            main = self.main
+            with progress_bar("train", total=config.max_steps, unit="step") if main else contextlib.nullcontext() as bar:
+                if main:
+                    bar.update(self.steps)
+                while self.steps < config.max_steps:
+                    self.step()
+                    if main:
+                        bar.update(1)
+                    last = self.steps == config.max_steps
+                    if self.steps % config.log_every == 0 or last:
+                        entry = self.log()
+                        if main:
+                            bar.set_postfix(loss=f"{entry['loss']:.4f}")
+                    if self.steps % config.checkpoint_every == 0 or last:
+                        self.checkpoint()
+            seconds = time.perf_counter() - self._t_start
+            self._close_inputs()  # the DataLoader workers stop before the export
+            model_dir = self.export()
+        finally:
+            self.close()
+        done = self.steps - self.start_step
+        return TrainResult(output=str(self.output), model=str(model_dir), start_step=self.start_step,
+                           steps=self.steps, resumed_from=None if self.resumed_from is None else str(self.resumed_from),
+                           final_loss=self.final_loss, seconds=seconds,
+                           samples_per_second=done * self._per_step / seconds if done and seconds > 0 else 0.0,
+                           processes=self.world)
+
+
+def train(config: TrainConfig, data: str | os.PathLike, output: str | os.PathLike, *, resume: bool = False) -> TrainResult:
+    """Train a model on the prepared samples in ``data``; write checkpoints, logs and the model to
+    ``output`` (``Trainer(config, data, output, resume=resume).fit()``; see :class:`Trainer`).
+
     Returns:
         :class:`TrainResult`. Run under ``accelerate launch`` for several processes (every process
         calls this with the same arguments).
     """
-    from accelerate import Accelerator, DistributedDataParallelKwargs
-
-    data, output = Path(data), Path(output)
-    ckpt = _check_inputs(config, data, output, resume)
-
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    # several processes on a machine without CUDA (torchrun / accelerate launch --multi_gpu): DDP over gloo
-    cpu = launched > 1 and not torch.cuda.is_available()
-    accelerator = Accelerator(
-        cpu=cpu, mixed_precision=config.mixed_precision, gradient_accumulation_steps=config.grad_accum,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=config.find_unused_parameters)])
-    try:
-        if accelerator.num_processes != launched:
-            raise InputError(f"launched as {launched} processes but Accelerate runs {accelerator.num_processes}; "
-                             "check the accelerate config")
-        return _run(config, data, output, ckpt, accelerator)
-    finally:
-        accelerator.end_training()
-        _reset_accelerate()
+    return Trainer(config, data, output, resume=resume).fit()
 
 
 def _reset_accelerate() -> None:
@@ -304,177 +520,3 @@ def _reset_accelerate() -> None:
     with contextlib.suppress(Exception):
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
-
-
-def _run(config: TrainConfig, data: Path, output: Path, ckpt: Path | None, accelerator) -> TrainResult:
-    from accelerate.utils import DistributedType, set_seed
-
-    from vnvs.data.dataset import ShardDataset
-    from vnvs.training import checkpoint as ckpt_io
-    from vnvs.training.adapt import fit_batch
-    from vnvs.training.data import EpochBatches
-    from vnvs.training.ema import EMA
-    from vnvs.training.flow_matching import flow_matching_loss
-    from vnvs.utils.progress import progress_bar
-
-    rank, world = accelerator.process_index, accelerator.num_processes
-    main = accelerator.is_main_process
-    device = accelerator.device
-
-    # data first: a bad folder fails before anything is written or built
-    dataset = ShardDataset(data, weights=config.data, seed=config.seed, fields=("control", "target"), rank=rank,
-                           world_size=world, drop_last=True, epoch_size=config.epoch_size)
-    batches = EpochBatches(dataset, config.batch_size, rank, world, config.num_workers,
-                           pin_memory=device.type == "cuda")
-    if batches.batches_per_epoch(0) == 0:
-        raise InputError(f"{data} has {len(dataset.samples)} samples of {', '.join(dataset.kinds)}: fewer than one batch "
-                         f"of {config.batch_size} per process x {world} process(es)")
-    if main:
-        output.mkdir(parents=True, exist_ok=True)
-        ckpt_io.remove_partial(output)
-    accelerator.wait_for_everyone()
-
-    fit = dict(max_frames=config.max_frames, mode=config.adapt_frames)
-    torch.manual_seed(config.seed)  # the same initial weights on every process
-    model = build_model(config.model)
-    fit.update(spatial_multiple=int(model.spatial_multiple), temporal_multiple=int(model.temporal_multiple),
-               window=model.window)
-    _freeze(model, config)
-    model.train()
-    fsdp = accelerator.distributed_type == DistributedType.FSDP
-    if fsdp and config.ema_decay > 0:
-        raise InputError("the EMA is kept per parameter on each process and does not support FSDP; set ema_decay = 0")
-    if not fsdp and not config.find_unused_parameters:
-        unused = freeze_unused(model, dataset, fit, device)
-        if unused and main:
-            print(f"vnvs train: {len(unused)} parameter tensors get no gradient (used only with text input) and stay frozen "
-                  f"({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''})", file=sys.stderr)
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if config.gradient_checkpointing:
-        model.set_gradient_checkpointing(True)
-    set_seed(config.seed, device_specific=True)  # global RNGs: seed + process index
-
-    optimizer = torch.optim.AdamW([p for _, p in trainable], lr=config.lr, betas=config.betas,
-                                  weight_decay=config.weight_decay, eps=config.adam_eps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-    params = dict(unwrapped.named_parameters())
-    names = [n for n, _ in trainable]
-    trainable_params = [params[n] for n in names]
-    ema = EMA(((n, params[n]) for n in names), config.ema_decay) if config.ema_decay > 0 else None
-
-    step, epoch, start_batch, samples_seen = 0, 0, 0, 0
-    if ckpt is not None:
-        state = ckpt_io.read_state(ckpt)
-        if state["world_size"] != world:
-            raise InputError(f"checkpoint {ckpt} was written by {state['world_size']} process(es), this run has {world}; "
-                             "resume with the same number (data order and RNG states are per process)")
-        accelerator.load_state(str(ckpt))
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            saved = ckpt_io.load_ema(ckpt)
-            if saved is None:
-                raise InputError(f"checkpoint {ckpt} has no EMA weights")
-            ema.load_state_dict({k: v.to(device) for k, v in saved.items()}, state["ema_updates"])
-        step, epoch, start_batch, samples_seen = state["step"], state["epoch"], state["batch"], state["samples_seen"]
-    if config.record_samples:
-        record = output / "samples" / f"rank-{rank:04d}.jsonl"
-        record.parent.mkdir(parents=True, exist_ok=True)
-        kept = [ln for ln in record.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step] \
-            if ckpt is not None and record.is_file() else []
-        record.write_text("".join(f"{ln}\n" for ln in kept))
-
-    log = RunLog(output, main, config.tensorboard, step if ckpt is not None else None)
-    start_step = step
-    stream = batches(epoch, start_batch)
-    per_step = config.batch_size * config.grad_accum * world
-    window_losses: list[torch.Tensor] = []
-    grad_norm = None
-    final_loss = None
-    t_start = t_window = time.perf_counter()
-    window_steps = 0
-    bar = progress_bar("train", total=config.max_steps, unit="step") if main else contextlib.nullcontext()
-    try:
-        with bar:
-            if main:
-                bar.update(step)
-            while step < config.max_steps:
-                micro_losses = []
-                positions: list[int] = []
-                for micro in range(config.grad_accum):
-                    epoch, index, batch = next(stream)
-                    positions.extend(batch["position"])
-                    control, target = fit_batch(batch["control"], batch["target"], **fit)
-                    control = control.to(device, non_blocking=True)
-                    target = target.to(device, non_blocking=True)
-                    generator = torch.Generator(device=device).manual_seed(step_seed(config.seed, rank, step, micro))
-                    with accelerator.accumulate(model):
-                        with torch.no_grad(), accelerator.autocast():
-                            x0 = unwrapped.encode(target)
-                        out = flow_matching_loss(
-                            model, x0.float(), control, generator=generator, sampling=config.timestep_sampling,
-                            logit_mean=config.logit_mean, logit_std=config.logit_std, shift=config.timestep_shift,
-                            control_dropout=config.control_dropout, weighting=config.loss_weighting)
-                        accelerator.backward(out.loss)
-                        if accelerator.sync_gradients:
-                            if config.max_grad_norm > 0:
-                                grad_norm = accelerator.clip_grad_norm_(trainable_params, config.max_grad_norm)
-                            optimizer.step()
-                            if not accelerator.optimizer_step_was_skipped:
-                                scheduler.step()
-                            optimizer.zero_grad(set_to_none=True)
-                    micro_losses.append(out.loss.detach().float())
-                    start_batch = index + 1
-                if ema is not None and not accelerator.optimizer_step_was_skipped:
-                    ema.update(trainable_params)
-                step += 1
-                samples_seen += per_step
-                window_steps += 1
-                window_losses.append(torch.stack(micro_losses).mean())
-                if config.record_samples:
-                    with open(record, "a") as f:
-                        f.write(json.dumps({"step": step, "epoch": epoch, "positions": positions}) + "\n")
-                if main:
-                    bar.update(1)
-                if step % config.log_every == 0 or step == config.max_steps:
-                    loss = accelerator.reduce(torch.stack(window_losses).mean(), reduction="mean")
-                    final_loss = float(loss)
-                    now = time.perf_counter()
-                    entry = {"step": step, "epoch": epoch, "loss": final_loss, "lr": scheduler.get_last_lr()[0],
-                             "grad_norm": None if grad_norm is None else float(grad_norm),
-                             "samples_per_s": window_steps * per_step / max(now - t_window, 1e-9),
-                             "seconds": now - t_start}
-                    log.write(entry)
-                    if main:
-                        bar.set_postfix(loss=f"{final_loss:.4f}")
-                    window_losses, window_steps, t_window = [], 0, now
-                if step % config.checkpoint_every == 0 or step == config.max_steps:
-                    state = {"epoch": epoch, "batch": start_batch, "samples_seen": samples_seen, "world_size": world,
-                             "batch_size": config.batch_size, "grad_accum": config.grad_accum,
-                             "ema_updates": ema.updates if ema is not None else 0,
-                             "scheduler": scheduler.state_dict()}
-                    ckpt_io.save_checkpoint(accelerator, output, step, state=state, config_dict=config.to_dict(),
-                                            ema_state=ema.state_dict() if ema is not None else None,
-                                            keep=config.keep_checkpoints)
-        seconds = time.perf_counter() - t_start
-    finally:
-        stream.close()  # stops the DataLoader workers
-        log.close()
-
-    accelerator.wait_for_everyone()
-    model_dir = output / MODEL_DIR
-    if fsdp:  # gather the sharded weights into a whole model on the main process
-        full = accelerator.get_state_dict(model)
-        if main:
-            unwrapped = build_model(config.model)
-            unwrapped.load_state_dict(full)
-    if main:
-        export_ema(unwrapped, ema, model_dir)
-        config.save(output / "train_config.json")
-    accelerator.wait_for_everyone()
-    done = step - start_step
-    return TrainResult(output=str(output), model=str(model_dir), start_step=start_step, steps=step,
-                       resumed_from=str(ckpt) if ckpt is not None else None, final_loss=final_loss, seconds=seconds,
-                       samples_per_second=done * per_step / seconds if done and seconds > 0 else 0.0,
-                       processes=world)

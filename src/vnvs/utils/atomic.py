@@ -1,7 +1,8 @@
 """Atomic outputs: write to a temporary name in the same folder, rename when complete.
 
 A failure (exception, Ctrl-C) while writing removes the temporary file, so an output path either
-holds a complete file or does not exist.
+holds a complete file or does not exist. :func:`replace_dir` moves any finished temporary folder
+into place (used by :func:`atomic_dir` and the training checkpoints).
 """
 
 from __future__ import annotations
@@ -48,21 +49,32 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` if the block succeeds.
 
-    An existing ``path`` is removed only after the new folder is complete.
+    An existing ``path`` is removed only after the new folder is complete (:func:`replace_dir`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_dir(finished: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move the complete folder ``finished`` to ``path`` (same file system), replacing any existing ``path``.
+
+    An existing ``path`` is first renamed to ``.NAME.old`` beside it, then ``finished`` takes its
+    name, then the old copy is deleted: ``path`` never holds a mix of the two folders, and a crash
+    leaves at worst the hidden ``.old`` copy behind (removed by the next call).
+    """
+    finished, path = Path(finished), Path(path)
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        os.replace(finished, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(finished, path)
