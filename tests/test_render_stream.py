@@ -328,7 +328,7 @@ def test_errors(clip, tmp_path, capsys, monkeypatch):
     np.savez_compressed(tmp_path / "nan.npz", depth=bad.numpy())
     expect_error(base + ["--depth", tmp_path / "nan.npz", "--chunk-frames", 4], capsys, "NaN values in frame 9", out)
     expect_error(base + depth + ["--intrinsics", tmp_path / "none.json"], capsys, "none.json", out)
-    expect_error(base + depth + ["--fov", "200"], capsys, "--fov", out)
+    expect_error(base + depth + ["--fov", "200"], capsys, "fov must be between 1 and 179", out)
     empty = tmp_path / "noframes.mp4"
     with av.open(str(empty), "w") as container:
         container.add_stream("h264", rate=10)

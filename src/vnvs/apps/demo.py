@@ -4,41 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 
+from vnvs.apps.config import DemoConfig
 from vnvs.cameras import Cameras
 from vnvs.cameras.resolve import resolve_trajectory
-from vnvs.generators import DEFAULT_GENERATOR, get_generator
+from vnvs.generators import get_generator
 from vnvs.io import write_contact_sheet, write_video
 from vnvs.metrics import nan_to_none, psnr, ssim
 from vnvs.apps.novel_view import conditioning_frames, render_novel_view
 from vnvs.synthetic import correspondence, generate_scene, render_source_video, render_views
 from vnvs.utils.atomic import atomic_path
 from vnvs.utils.progress import progress_bar
-
-
-@dataclass
-class DemoConfig:
-    """Settings of ``vnvs demo``."""
-
-    output: Path = Path("vnvs_demo")
-    """Folder for ``novel.mp4``, ``conditioning.mp4``, ``comparison.png``, ``metrics.json``, ``trajectory.json``."""
-    seed: int = 0
-    """Seed of the procedural scene, its source camera path and the generator."""
-    trajectory: str = "orbit:30"
-    """Target camera path: a preset (``orbit:30``, ``dolly:0.3``, ...) or a trajectory file."""
-    mode: str = "gradual"
-    """``gradual`` (reach the full offset at the last frame) or ``direct`` (full offset from frame 0)."""
-    frames: int = 49
-    """Number of frames of the source video."""
-    size: int = 256
-    """Height and width of the frames in pixels."""
-    generator: str = DEFAULT_GENERATOR
-    """Generator filling the disoccluded regions."""
-    fps: float = 12.0
-    """Frame rate of the written videos."""
 
 
 def run_demo(config: DemoConfig) -> dict:

@@ -19,69 +19,23 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vnvs.apps.config import RenderConfig
 from vnvs.cameras import Cameras
 from vnvs.cameras.source import source_cameras
 from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.cameras.trajectory import Trajectory
 from vnvs.errors import DepthError, TrajectoryError, VnvsError
-from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
-from vnvs.generators import DEFAULT_GENERATOR, get_generator
+from vnvs.generators import get_generator
 from vnvs.geometry.control import WARPED, control_mask, render_control
 from vnvs.io import VideoStream, VideoWriter, side_by_side
 from vnvs.apps.novel_view import conditioning_frames
 from vnvs.utils.oom import run_halving
 from vnvs.utils.progress import progress_bar
-
-
-@dataclass
-class RenderConfig:
-    """Settings of ``vnvs render``."""
-
-    video: Path
-    """Input video file (anything FFmpeg decodes)."""
-    depth: str = DEFAULT_DEPTH_MODEL
-    """A depth file (``.npy``/``.npz``, one map per frame) or a transformers depth model (hub id or folder)."""
-    trajectory: str = "orbit:30"
-    """A preset (``orbit:30``, ``dolly:0.3``, ...) or a trajectory file."""
-    output: Path = Path("vnvs_render")
-    """Output folder."""
-    mode: str = "gradual"
-    """``gradual`` or ``direct`` (see docs/trajectories.md)."""
-    fov: float | None = None
-    """Horizontal field of view of the source camera in degrees (across the longer side); default: the
-    camera file's intrinsics, else 60."""
-    intrinsics: Path | None = None
-    """Intrinsics file (JSON or text, see :func:`vnvs.cameras.source.read_intrinsics`)."""
-    cameras: Path | None = None
-    """Source camera poses (transforms.json, COLMAP text, MegaSaM npz, vnvs JSON); default static."""
-    depth_kind: str | None = None
-    """What a depth file holds: ``metric`` (default) or ``relative``."""
-    align_depth: str = "auto"
-    """Temporal scale alignment: ``auto`` (relative depth only), ``on`` or ``off``."""
-    stride: int = 1
-    """Use every ``stride``-th frame."""
-    max_frames: int | None = None
-    """Use at most this many frames."""
-    size: int | None = None
-    """Resize so the shorter side has this many pixels (default: keep the video's size)."""
-    generator: str = DEFAULT_GENERATOR
-    """Generator filling the disoccluded regions (a name or a checkpoint folder)."""
-    seed: int = 0
-    """Generator seed."""
-    chunk_frames: int = 16
-    """Frames per chunk (depth, rendering, generation); halved on GPU out-of-memory."""
-    save_depth: bool = False
-    """Also write ``depth.npz`` (the depth used, one map per source frame)."""
-    device: str | None = None
-    """Device for the depth model (default: CUDA when available)."""
-    depth_size: int = 518
-    """Longer side of the depth model's input in pixels."""
 
 
 LOOK_AT_FRAMES = 8

@@ -149,7 +149,7 @@ def source_cameras(
         K = read_intrinsics(intrinsics, source_size).expand(num_frames, 3, 3)
     elif fov is not None:
         if not 1.0 <= float(fov) <= 179.0:
-            raise InputError(f"--fov must be between 1 and 179 degrees, got {fov}")
+            raise InputError(f"fov must be between 1 and 179 degrees, got {fov}")
         K = default_intrinsics(*source_size, fov_deg=float(fov)).expand(num_frames, 3, 3)
     elif K_file is not None:
         K = K_file

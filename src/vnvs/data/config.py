@@ -1,8 +1,14 @@
-"""Settings of ``vnvs prepare`` (one dataclass for every kind; fields a kind does not use are ignored)."""
+"""Settings of ``vnvs prepare``: how samples are cut (:class:`PrepareConfig`, one dataclass for every kind;
+fields a kind does not use are ignored) and one run over a set of inputs (:class:`PrepareRun`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from vnvs.data.schema import PREPARE_KINDS
+from vnvs.utils import validate
 
 
 @dataclass
@@ -38,5 +44,55 @@ class PrepareConfig:
     fov: float = 60.0
     """Field of view assumed for real videos without camera files (covis)."""
 
+    def __post_init__(self) -> None:
+        for name in ("size", "clip_frames", "frame_stride", "pairs_per_video", "min_offset", "max_offset",
+                     "covis_trajectories", "views"):
+            validate.positive_int(getattr(self, name), name)
+        validate.need(self.min_offset <= self.max_offset,
+                      f"min_offset {self.min_offset} is larger than max_offset {self.max_offset}")
+        for name in ("min_coverage", "min_consistency"):
+            value = getattr(self, name)
+            validate.need(validate.is_number(value) and 0 <= value <= 1, f"{name} must be in [0, 1], got {value!r}")
+        validate.need(validate.is_number(self.max_orbit_deg) and 0 < self.max_orbit_deg <= 90,
+                      f"max_orbit_deg must be in (0, 90], got {self.max_orbit_deg!r}")
+        validate.need(validate.is_number(self.affine_strength) and self.affine_strength >= 0,
+                      f"affine_strength must be >= 0, got {self.affine_strength!r}")
+        validate.need(validate.is_number(self.fov) and 1 <= self.fov <= 179,
+                      f"fov must be between 1 and 179 degrees, got {self.fov!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class PrepareRun:
+    """One ``vnvs prepare`` run: which inputs, where the shards go, how the work is spread, how samples are cut."""
+
+    input: str = field(metadata={"short": "-i"})
+    """Video file, folder (searched recursively) or glob; for kind synthetic, a number of scenes."""
+    output: Path = field(metadata={"short": "-o"})
+    """Output folder (shards/ and index.json)."""
+    kind: Literal[PREPARE_KINDS] = field(metadata={"short": "-k"})
+    """What to build."""
+    engine: Literal["local", "ray"] = "local"
+    """local: this machine (a process pool); ray: Ray Data, on a cluster when RAY_ADDRESS is set."""
+    workers: int | None = None
+    """Parallel processes (local) or CPUs of a local Ray instance (default: the CPU count)."""
+    limit: int | None = None
+    """Use only the first N inputs (sorted)."""
+    seed: int = 0
+    """Run seed."""
+    depth_dir: Path | None = None
+    """covis: folder of depth files named <stem>.npz or <stem>.npy."""
+    cameras_dir: Path | None = None
+    """covis: folder of camera files named <stem>.npz, .json or .txt."""
+    build: PrepareConfig = field(default_factory=PrepareConfig)
+    """How samples are cut."""
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        validate.choice(self.kind, PREPARE_KINDS, "kind")
+        validate.choice(self.engine, ("local", "ray"), "engine")
+        validate.positive_int(self.workers, "workers", optional=True)
+        validate.positive_int(self.limit, "limit", optional=True)
+        validate.seed(self.seed)

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
+import logging
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -26,6 +26,8 @@ from vnvs.errors import InputError, MissingDependencyError, VnvsError
 from vnvs.utils.progress import progress_bar
 
 ENGINES = ("local", "ray")
+
+log = logging.getLogger(__name__)
 
 
 def item_seed(seed: int, key: str) -> int:
@@ -197,7 +199,7 @@ def prepare(items: list[WorkItem], output: str | os.PathLike, kind: str, config:
             if stats["status"] == "failed":
                 summary.failed += 1
                 summary.failed_items.append({"source": stats["source"], "error": stats["error"]})
-                bar.write(f"warning: skipped {stats['source']}: {stats['error']}", file=sys.stderr)
+                log.warning("skipped %s: %s", stats["source"], stats["error"])
             else:
                 summary.done += 1
                 summary.samples += stats["samples"]

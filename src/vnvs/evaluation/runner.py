@@ -2,63 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from vnvs.errors import InputError
+from vnvs.evaluation.config import DEFAULT_SCENES, EvalConfig
 from vnvs.evaluation.methods import load_generators, parse_methods
 from vnvs.evaluation import real, synthetic
 from vnvs.evaluation.report import build_report, write_report
 
-BENCHMARKS = ("synthetic", "real")
-DEFAULT_SCENES = 8
-"""Scenes of the synthetic benchmark when ``scenes`` is not given."""
-
-
-@dataclass
-class EvalConfig:
-    """Settings of ``vnvs eval``."""
-
-    benchmark: str = "synthetic"
-    """``synthetic`` (held-out procedural scenes) or ``real`` (prepared flow pairs of held-out videos)."""
-    methods: str = "warp,warp+inpaint"
-    """Comma-separated methods: generator names or saved model folders, optionally ``LABEL=NAME``."""
-    output: Path = Path("vnvs_eval")
-    """Folder for ``report.json`` and ``report.md``."""
-    scenes: int | None = None
-    """synthetic: number of scenes (default 8); real: at most this many samples (default all)."""
-    seed: int = 0
-    """synthetic: which held-out scenes; both: the generators' seed."""
-    frames: int = 25
-    """synthetic: frames per source video."""
-    size: int = 128
-    """synthetic: frame height and width."""
-    trajectory: str = "random"
-    """synthetic: ``random`` (a random orbit + arc + dolly per scene, as in training) or a preset / file."""
-    mode: str = "gradual"
-    """synthetic: mode of a fixed ``trajectory`` (``gradual`` / ``direct``); random ones draw their own."""
-    max_orbit: float = 30.0
-    """synthetic: largest orbit angle of random trajectories, degrees."""
-    cache: Path | None = None
-    """synthetic: folder keeping rendered scenes between runs (rendering is the slow part; default: none)."""
-    data: Path | None = None
-    """real: folder written by ``vnvs prepare --kind flow-pairs``."""
-    kind: str = "flow-pairs"
-    """real: sample kind to score."""
-    steps: int | None = None
-    """Learned methods: sampling steps (default: the model folder's ``sampling.json``, else 20)."""
-    guidance: float | None = None
-    """Learned methods: classifier-free guidance scale on the control signal (default 1)."""
-    device: str | None = None
-    """Learned methods: ``cpu``, ``cuda``, ``cuda:1`` ... (default: CUDA when available)."""
-    extra: dict = field(default_factory=dict)
-    """Other settings of learned generators (``resolution``, ``window``, ...)."""
-
-
 def run_eval(config: EvalConfig) -> dict:
     """Run a benchmark, write the reports into ``config.output`` and return the report."""
-    if config.benchmark not in BENCHMARKS:
-        raise InputError(f"unknown benchmark {config.benchmark!r}; choose from {', '.join(BENCHMARKS)}")
     methods = parse_methods(config.methods)
     if config.benchmark == "synthetic":
         synthetic.eval_scene_numbers(config.scenes or DEFAULT_SCENES, config.seed)  # validate before loading models

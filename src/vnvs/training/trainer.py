@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import os
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,7 @@ from vnvs.training.ema import EMA, export_ema
 from vnvs.training.flow_matching import flow_matching_loss
 from vnvs.utils.progress import progress_bar
 
+log = logging.getLogger(__name__)
 LOG_NAME = "log.jsonl"
 MODEL_DIR = "model"
 
@@ -309,8 +310,8 @@ class Trainer:
         if not self._fsdp and not config.find_unused_parameters:
             unused = freeze_unused(model, dataset, fit, device)
             if unused and main:
-                print(f"vnvs train: {len(unused)} parameter tensors get no gradient (used only with text input) and stay "
-                      f"frozen ({', '.join(unused[:4])}{', ...' if len(unused) > 4 else ''})", file=sys.stderr)
+                log.warning("%d parameter tensors get no gradient (used only with text input) and stay frozen (%s%s)",
+                            len(unused), ", ".join(unused[:4]), ", ..." if len(unused) > 4 else "")
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if config.gradient_checkpointing:
             model.set_gradient_checkpointing(True)

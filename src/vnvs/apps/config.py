@@ -1,0 +1,115 @@
+"""Settings of the application commands (``vnvs demo``, ``vnvs render``): one dataclass each, from which
+the command-line options are built (:mod:`vnvs.utils.config_cli`) and which validates itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
+from vnvs.generators import DEFAULT_GENERATOR
+from vnvs.utils import validate
+
+Mode = Literal["gradual", "direct"]
+"""How a preset trajectory is traversed: ``gradual`` reaches the full offset at the last frame, ``direct``
+starts with it."""
+
+MAX_SIDE = 8192
+"""Largest frame side a command accepts (a 8K frame; beyond it the buffers alone need tens of GB)."""
+
+
+@dataclass
+class DemoConfig:
+    """Settings of ``vnvs demo``."""
+
+    output: Path = field(default=Path("vnvs_demo"), metadata={"short": "-o"})
+    """Folder for novel.mp4, conditioning.mp4, comparison.png, metrics.json and trajectory.json."""
+    seed: int = 0
+    """Seed of the procedural scene, its source camera path and the generator."""
+    frames: int = 49
+    """Number of frames of the source video."""
+    size: int = 256
+    """Height and width of the frames in pixels."""
+    trajectory: str = field(default="orbit:30", metadata={"short": "-t"})
+    """Target camera path: a preset NAME:PARAMS (orbit, arc, dolly, pan, tilt, zoom, translate, spiral, bullet;
+    combine with '+') or a trajectory file (see docs/trajectories.md)."""
+    mode: Mode = "gradual"
+    """gradual: reach the full offset at the last frame; direct: full offset from the first frame."""
+    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g"})
+    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
+    saved model folder."""
+    fps: float = 12.0
+    """Frame rate of the written videos."""
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        validate.seed(self.seed)
+        validate.positive_int(self.frames, "frames")
+        validate.positive_int(self.size, "size")
+        validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
+        validate.choice(self.mode, ("gradual", "direct"), "mode")
+        validate.need(validate.is_number(self.fps) and self.fps > 0, f"fps must be a number > 0, got {self.fps!r}")
+
+
+@dataclass
+class RenderConfig:
+    """Settings of ``vnvs render``."""
+
+    video: Path = field(metadata={"positional": True})
+    """Input video (any length, size and aspect ratio; anything FFmpeg decodes)."""
+    depth: str = field(default=DEFAULT_DEPTH_MODEL, metadata={"short": "-d"})
+    """Depth file (.npy/.npz, one map per frame, any size with the video's aspect ratio) or a transformers
+    depth model (hub id or local folder)."""
+    trajectory: str = field(default="orbit:30", metadata={"short": "-t"})
+    """Target camera path: a preset NAME:PARAMS (orbit, arc, dolly, pan, tilt, zoom, translate, spiral, bullet;
+    combine with '+') or a trajectory file (vnvs JSON, transforms.json, COLMAP text folder, MegaSaM .npz,
+    TrajectoryCrafter .txt)."""
+    output: Path = field(default=Path("vnvs_render"), metadata={"short": "-o"})
+    """Output folder."""
+    mode: Mode = "gradual"
+    """gradual: reach the full offset at the last frame; direct: full offset from the first frame."""
+    fov: float | None = None
+    """Source field of view in degrees across the longer side (default: the camera file's intrinsics, else 60)."""
+    intrinsics: Path | None = None
+    """Source intrinsics file (JSON or text, see docs/render.md)."""
+    cameras: Path | None = None
+    """Source camera poses (transforms.json, COLMAP text, MegaSaM npz, vnvs JSON); default: a static camera."""
+    depth_kind: Literal["metric", "relative"] | None = None
+    """What a depth file holds (default metric)."""
+    align_depth: Literal["auto", "on", "off"] = "auto"
+    """Align depth to one scale along optical flow (auto: relative depth only)."""
+    stride: int = 1
+    """Use every N-th frame."""
+    max_frames: int | None = None
+    """Use at most N frames."""
+    size: int | None = None
+    """Resize so the shorter side is N pixels (default: keep the video's size)."""
+    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g"})
+    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
+    saved model folder."""
+    seed: int = 0
+    """Generator seed."""
+    chunk_frames: int = 16
+    """Frames per chunk through depth, rendering and generation (halved on GPU out-of-memory)."""
+    save_depth: bool = False
+    """Also write depth.npz (the depth used, one map per source frame)."""
+    device: str | None = None
+    """Device for the depth model (default: CUDA when available)."""
+    depth_size: int = 518
+    """Longer side of the depth model's input in pixels."""
+
+    def __post_init__(self) -> None:
+        self.video = Path(self.video)
+        self.output = Path(self.output)
+        validate.seed(self.seed)
+        for name in ("stride", "chunk_frames", "depth_size"):
+            validate.positive_int(getattr(self, name), name)
+        for name in ("max_frames", "size"):
+            validate.positive_int(getattr(self, name), name, optional=True)
+        validate.need(self.size is None or self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
+        validate.choice(self.mode, ("gradual", "direct"), "mode")
+        validate.choice(self.depth_kind, ("metric", "relative", None), "depth_kind")
+        validate.choice(self.align_depth, ("auto", "on", "off"), "align_depth")
+        validate.need(self.fov is None or (validate.is_number(self.fov) and 1.0 <= self.fov <= 179.0),
+                      f"fov must be between 1 and 179 degrees, got {self.fov}")

@@ -1,0 +1,69 @@
+"""Settings of ``vnvs eval``: one dataclass, from which the command-line options are built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from vnvs.utils import validate
+
+BENCHMARKS = ("synthetic", "real")
+DEFAULT_SCENES = 8
+"""Scenes of the synthetic benchmark when ``scenes`` is not given."""
+
+
+@dataclass
+class EvalConfig:
+    """Settings of ``vnvs eval``."""
+
+    benchmark: Literal["synthetic", "real"] = field(default="synthetic", metadata={"short": "-b"})
+    """synthetic: held-out procedural scenes with exact ground truth; real: prepared flow pairs of held-out videos."""
+    methods: str = field(default="warp,warp+inpaint", metadata={"short": "-m"})
+    """Comma-separated generators (warp, warp+inpaint, default, or a saved model folder); LABEL=NAME names one
+    in the report."""
+    output: Path = field(default=Path("vnvs_eval"), metadata={"short": "-o"})
+    """Folder for report.json and report.md."""
+    scenes: int | None = field(default=None, metadata={"short": "-n"})
+    """synthetic: number of scenes (default 8); real: at most this many clips (default all)."""
+    seed: int = 0
+    """synthetic: which held-out scenes; both: the generators' seed."""
+    frames: int = 25
+    """synthetic: frames per source video."""
+    size: int = 128
+    """synthetic: frame height and width."""
+    trajectory: str = field(default="random", metadata={"short": "-t"})
+    """synthetic: random (a random orbit + arc + dolly per scene, as in training) or a preset (orbit:30, ...) or
+    trajectory file used for every scene."""
+    mode: Literal["gradual", "direct"] = "gradual"
+    """synthetic: mode of a fixed trajectory; random ones draw their own."""
+    max_orbit: float = 30.0
+    """synthetic: largest orbit angle of random trajectories, degrees."""
+    cache: Path | None = None
+    """synthetic: folder keeping rendered scenes between runs (rendering is the slow part)."""
+    data: Path | None = None
+    """real: folder written by vnvs prepare --kind flow-pairs."""
+    kind: str = "flow-pairs"
+    """real: sample kind to score."""
+    steps: int | None = None
+    """Learned methods: sampling steps (default: the model folder's sampling.json, else 20)."""
+    guidance: float | None = None
+    """Learned methods: classifier-free guidance scale on the control signal (default 1)."""
+    device: str | None = None
+    """Learned methods: cpu, cuda, cuda:1, ... (default: CUDA when available)."""
+    extra: dict = field(default_factory=dict, metadata={"cli": False})
+    """Other settings of learned generators (resolution, window, ...)."""
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        validate.choice(self.benchmark, BENCHMARKS, "benchmark")
+        validate.choice(self.mode, ("gradual", "direct"), "mode")
+        validate.seed(self.seed)
+        for name in ("frames", "size"):
+            validate.positive_int(getattr(self, name), name)
+        for name in ("scenes", "steps"):
+            validate.positive_int(getattr(self, name), name, optional=True)
+        validate.need(validate.is_number(self.max_orbit) and 0 < self.max_orbit <= 90,
+                      f"max_orbit must be in (0, 90] degrees, got {self.max_orbit!r}")
+        validate.need(self.guidance is None or validate.is_number(self.guidance),
+                      f"guidance must be a number, got {self.guidance!r}")
