@@ -5,7 +5,8 @@ z-buffer rendering and generation a chunk at a time, and the outputs are encoded
 peak memory does not grow with the video's length. Source frames are kept only until no later
 target frame needs them (target time indices that only move forward, as every preset's do); a
 trajectory whose time indices go back keeps the source frames and depth in memory-mapped files in
-the output's temporary folder instead.
+the output's temporary folder instead (:class:`vnvs.apps.source_stream.SourceStream`). Generators
+run window by window through :class:`vnvs.generators.windows.StreamWindows`.
 
 All outputs are written into a temporary folder beside the output folder and moved into it at the
 end, so a failed run leaves nothing behind.

@@ -131,6 +131,7 @@ class StreamWindows:
         self._tail: torch.Tensor | None = None
         """The previous window's results on the frames the next window shares, times its weights."""
         self._tail_weights: torch.Tensor | None = None
+        """The weights of those results, ``(k, 1, ..., 1)`` float64."""
 
     def next(self) -> tuple[int, int] | None:
         """``(s, e)``: the frames of the next window, or None when every frame was handed out."""
