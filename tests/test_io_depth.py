@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vnvs.errors import DepthError
-from vnvs.io.depth import DepthMaps, load_depth, save_depth
+from vnvs.io.depth import DepthMaps, check_aspect, load_depth, save_depth
 
 
 def depth_maps(T: int = 3, H: int = 8, W: int = 10) -> np.ndarray:
@@ -65,6 +65,17 @@ def test_shape_mismatch_message(tmp_path):
     depth_error(tmp_path / "d.npy", size=(32, 64), match="the video has 10 frames of 32x64")
     np.save(tmp_path / "bad.npy", np.zeros((2, 3, 4, 5), np.float32))
     depth_error(tmp_path / "bad.npy", match="shape (2, 3, 4, 5)")
+
+
+def test_any_size_with_the_video_aspect_ratio():
+    for size, video in [((360, 640), (720, 1280)), ((1080, 1920), (540, 960)), ((220, 518), (272, 640)),
+                        ((720, 1280), (720, 1280)), ((641, 360), (1280, 720))]:
+        check_aspect("d.npz", size, video)
+    for size, video in [((368, 640), (720, 1280)), ((360, 360), (720, 1280)), ((640, 360), (720, 1280))]:
+        with pytest.raises(DepthError) as info:
+            check_aspect("d.npz", size, video)
+        msg = f"depth file d.npz holds {size[0]}x{size[1]} maps but the video is {video[0]}x{video[1]}: the aspect ratios differ"
+        assert str(info.value) == msg
 
 
 def test_nan_and_non_positive_values(tmp_path):

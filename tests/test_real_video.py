@@ -43,3 +43,34 @@ def test_prepare_flow_pairs_from_real_clip(real_clip, tmp_path, capsys, monkeypa
     item = next(iter(ShardDataset(tmp_path)))
     assert item["control"].shape == (4, 9, 64, 64)
     assert float(item["control"][:, 8].mean()) > 0.3  # most target pixels receive a source pixel
+
+
+def _render_with_depth(real_clip, depth, out, capsys):
+    code = main(["render", str(real_clip), "--depth", str(depth), "--stride", "5", "--max-frames", "6", "--size", "48",
+                 "--generator", "warp", "--trajectory", "orbit:10", "--output", str(out)])
+    return code, capsys.readouterr().err
+
+
+def test_render_real_clip_with_half_size_depth(real_clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VNVS_PROGRESS", "0")
+    # a ground-plane-like depth at half the video's 272x640, as depth models often give, and the same at full size
+    rows = np.linspace(8.0, 2.0, 136, dtype=np.float32)[:, None].repeat(320, 1)
+    half = np.broadcast_to(rows, (6, 136, 320)).copy()
+    np.save(tmp_path / "half.npy", half)
+    np.save(tmp_path / "full.npy", half.repeat(2, axis=1).repeat(2, axis=2))
+    for name in ("half", "full"):
+        code, err = _render_with_depth(real_clip, tmp_path / f"{name}.npy", tmp_path / name, capsys)
+        assert code == 0, err
+    novel = read_video(tmp_path / "half" / "novel.mp4").frames
+    assert novel.shape == (6, 3, 48, 114)  # 272x640 -> 48x113, padded to even by the encoder
+    # resampled with nearest sampling to the decoded frames: the same depth as the full-size file
+    assert (tmp_path / "half" / "novel.mp4").read_bytes() == (tmp_path / "full" / "novel.mp4").read_bytes()
+
+
+def test_render_refuses_depth_of_another_aspect_ratio(real_clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VNVS_PROGRESS", "0")
+    np.save(tmp_path / "depth.npy", np.ones((6, 140, 320), np.float32))
+    code, err = _render_with_depth(real_clip, tmp_path / "depth.npy", tmp_path / "out", capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert "depth.npy holds 140x320 maps but the video is 272x640: the aspect ratios differ" in err, err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import av
 import numpy as np
@@ -10,15 +11,18 @@ import pytest
 import torch
 
 import vnvs.apps.render as render_video
+from vnvs.apps import source_stream
 from vnvs.cameras import Cameras
 from vnvs.cameras.source import read_intrinsics, source_cameras
 from vnvs.cameras.trajectory import Trajectory
 from vnvs.cli import main
 from vnvs.errors import DepthError, InputError
 from vnvs.estimators.depth import DepthScaleAligner, align_depth_scale
+from vnvs.generators.windows import StreamWindows, run_windows, window_starts
 from vnvs.io import load_depth, plan_transform, read_video, write_video
 from vnvs.io.depth import DepthReader
 from vnvs.synthetic import generate_scene, render_source_video
+from vnvs.utils.oom import OomHalving
 
 PRESETS = ["orbit:20", "arc:-10", "dolly:0.3", "pan:10", "tilt:-5", "zoom:1.5", "translate:0.1,0,0.05",
            "spiral:10", "bullet:20"]
@@ -159,13 +163,13 @@ def test_source_frames_are_released_as_rendering_moves_on(clip, tmp_path, capsys
     write_video(tmp_path / "long.mp4", long, fps=12)
     np.save(tmp_path / "long.npy", video.depth.repeat(4, 1, 1).numpy())
     held = []
-    put = render_video._SourceBuffer.put
+    put = source_stream._SourceBuffer.put
 
     def spy(self, start, frames, depth, valid):
         put(self, start, frames, depth, valid)
         held.append(len(self.items))
 
-    monkeypatch.setattr(render_video._SourceBuffer, "put", spy)
+    monkeypatch.setattr(source_stream._SourceBuffer, "put", spy)
     for spec in ("orbit:10", "bullet:10@30"):
         held.clear()
         code, out, err = run(["render", tmp_path / "long.mp4", "--depth", tmp_path / "long.npy", "--trajectory", spec,
@@ -190,6 +194,9 @@ def test_time_going_back_uses_spilled_frames(clip, tmp_path, capsys):
     err_rev = (novel - source.flip(0)).abs().mean()
     err_fwd = (novel - source).abs().mean()
     assert err_rev < 0.03 and err_rev < err_fwd / 2, (err_rev, err_fwd)
+    # the spilled buffers are working files: they stay out of the output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["conditioning.mp4", "novel.mp4", "side_by_side.mp4",
+                                                                  "trajectory.json"]
 
 
 def _k_file(tmp_path, K):
@@ -251,7 +258,7 @@ def test_windowed_generator_is_blended_and_covers_every_frame(clip, tmp_path, ca
     assert (outs["windowed"] - outs["warp"]).abs().max() < 2 / 255
 
 
-def test_out_of_memory_halves_the_chunk(clip, tmp_path, capsys, monkeypatch):
+def test_out_of_memory_halves_the_chunk(clip, tmp_path, capsys, monkeypatch, caplog):
     root, _ = clip
     sizes = []
 
@@ -268,8 +275,55 @@ def test_out_of_memory_halves_the_chunk(clip, tmp_path, capsys, monkeypatch):
     code, out, err = run(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--generator", "hungry",
                           "--chunk-frames", 12, "--output", tmp_path], capsys)
     assert code == 0, err
-    assert "out of GPU memory" in err and json.loads(out.splitlines()[0])["frames"] == 12
-    assert sizes[:3] == [12, 6, 3]
+    assert json.loads(out.splitlines()[0])["frames"] == 12
+    assert sizes == [12, 6, 3, 3, 3, 3]  # the halved size stays for the rest of the run
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].name == "vnvs.utils.oom", caplog.records
+    assert "generator hungry ran out of GPU memory on 12 frames; retrying 6 frames" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("window,overlap", [(4, 1), (9, 2), (6, 3), (5, 0)])
+def test_streamed_windows_blend_as_run_windows_does(window, overlap):
+    T = window + 3 * (window - overlap)  # the windows of run_windows start where the stream's do
+    x = torch.randn(T, 2, generator=torch.Generator().manual_seed(0))
+
+    def fn(chunk, seed):  # windows disagree on their shared frames
+        return chunk + seed
+
+    windows = StreamWindows(T, window, overlap)
+    parts, starts = [], []
+    while (span := windows.next()) is not None:
+        s, e = span
+        starts.append(s)
+        out = windows.blend(fn(x[s:e], s))
+        assert out.shape[0] <= e - s
+        parts.append(out)
+    assert starts == window_starts(T, window, overlap)
+    assert torch.equal(torch.cat(parts), run_windows(fn, x, window, overlap))
+
+
+def test_streamed_windows_end_early():
+    windows = StreamWindows(20, window=8, overlap=2)
+    assert windows.next() == (0, 8) and windows.blend(torch.zeros(8)).shape[0] == 6
+    windows.end_at(9)  # the stream ends inside the next window's shared frames
+    assert windows.next() == (6, 9)
+    assert torch.equal(windows.blend(torch.zeros(3)), torch.zeros(3)) and windows.next() is None
+    with pytest.raises(ValueError, match="overlap"):
+        StreamWindows(10, window=4, overlap=3)
+
+
+def test_out_of_memory_retries_do_not_nest():
+    calls = []
+
+    def inner(a, b):
+        calls.append(b - a)
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    inner_retry, outer_retry = OomHalving(what="inner"), OomHalving(what="outer")
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        outer_retry.run_pieces(lambda a, b: inner_retry.run_pieces(inner, a, b), 0, 8)
+    assert calls == [8, 4, 2, 1]  # the inner retry halved down to one frame; the outer one gave up at once
+    assert outer_retry.size is None and inner_retry.size == 1
 
 
 # ---- a real camera-shot clip with a depth model and with depth files ------------------------------

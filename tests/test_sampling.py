@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -9,7 +11,8 @@ from vnvs.errors import InputError
 from vnvs.generators import GENERATORS, WarpGenerator, get_generator, shipped_checkpoint
 from vnvs.generators.learned import LearnedGenerator, pad_frames, working_size
 from vnvs.geometry.control import resize_control
-from vnvs.generators.windows import OomRetry, WindowedGenerator, blend_weights, halve_window, run_windows, window_starts
+from vnvs.generators.windows import OomRetry, WindowedGenerator, blend_weights, run_windows, window_starts
+from vnvs.utils.oom import halve
 from vnvs.geometry import build_control_signal
 from vnvs.models import NovelViewModel, get_preset
 from vnvs.sampling import NovelViewPipeline
@@ -235,7 +238,7 @@ class OomAbove:
         return control[:, 5:8].clone()
 
 
-def test_oom_halves_the_window_and_warns_once(capsys):
+def test_oom_halves_the_window_and_warns_once(caplog):
     gen = OomAbove(limit=5)
     wrapped = WindowedGenerator(gen, overlap=2)
     control = _control(24, 8, 8, coverage=1.0)
@@ -245,18 +248,18 @@ def test_oom_halves_the_window_and_warns_once(capsys):
     assert wrapped._retry.window == 3
     out2 = wrapped(control[:10])  # the reduced window stays: no new failure, no new warning
     torch.testing.assert_close(out2, control[:10, 5:8], atol=1e-6, rtol=0)
-    err = capsys.readouterr().err
-    assert err.count("ran out of GPU memory") == 1 and "oom-above" in err
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "oom-above ran out of GPU memory on 24 frames" in warnings[0], warnings
     with pytest.raises(torch.cuda.OutOfMemoryError):
         WindowedGenerator(OomAbove(limit=0))(control)
     with pytest.raises(ValueError, match="not an oom"):
         OomRetry(window=4)(lambda c, s: (_ for _ in ()).throw(ValueError("not an oom")), control)
 
 
-def test_halve_window_respects_the_temporal_multiple():
-    assert halve_window(49, 4) == 25 and (25 - 1) % 4 == 0
-    assert halve_window(9, 4) == 5 and halve_window(5, 4) == 1
-    assert halve_window(16) == 8 and halve_window(2) == 1
+def test_halve_respects_the_temporal_multiple():
+    assert halve(49, 4) == 25 and (25 - 1) % 4 == 0
+    assert halve(9, 4) == 5 and halve(5, 4) == 1
+    assert halve(16) == 8 and halve(2) == 1
 
 
 # ---- registry -----------------------------------------------------------------------------------

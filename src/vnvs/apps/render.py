@@ -5,7 +5,8 @@ z-buffer rendering and generation a chunk at a time, and the outputs are encoded
 peak memory does not grow with the video's length. Source frames are kept only until no later
 target frame needs them (target time indices that only move forward, as every preset's do); a
 trajectory whose time indices go back keeps the source frames and depth in memory-mapped files in
-the output's temporary folder instead.
+the output's temporary folder instead (:class:`vnvs.apps.source_stream.SourceStream`). Generators
+run window by window through :class:`vnvs.generators.windows.StreamWindows`.
 
 All outputs are written into a temporary folder beside the output folder and moved into it at the
 end, so a failed run leaves nothing behind.
@@ -13,9 +14,9 @@ end, so a failed run leaves nothing behind.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 import zipfile
@@ -25,68 +26,26 @@ import numpy as np
 import torch
 
 from vnvs.apps.config import RenderConfig
+from vnvs.apps.novel_view import conditioning_frames
+from vnvs.apps.source_stream import SourceStream
 from vnvs.cameras import Cameras
 from vnvs.cameras.source import source_cameras
 from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.cameras.trajectory import Trajectory
-from vnvs.errors import DepthError, TrajectoryError, VnvsError
+from vnvs.errors import DepthError, TrajectoryError
+from vnvs.estimators.video_depth import VideoDepth
 from vnvs.generators import get_generator
+from vnvs.generators.windows import StreamWindows
 from vnvs.geometry.control import WARPED, control_mask, render_control
 from vnvs.io import VideoStream, VideoWriter, side_by_side
-from vnvs.apps.novel_view import conditioning_frames
-from vnvs.utils.oom import run_halving
+from vnvs.utils.oom import OomHalving
 from vnvs.utils.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 
 LOOK_AT_FRAMES = 8
 """The look-at distance of presets is the median depth over this many leading frames."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Source frames kept for rendering
-
-
-class _SourceBuffer:
-    """Decoded frames (uint8), depth and validity by source index, in memory or memory-mapped."""
-
-    def __init__(self, num_frames: int, size: tuple[int, int], spill: Path | None) -> None:
-        self.items: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self.spill = spill is not None
-        self.count = 0
-        if spill is not None:
-            H, W = size
-            self.frames = np.lib.format.open_memmap(spill / "frames.npy", "w+", np.uint8, (num_frames, 3, H, W))
-            self.depth = np.lib.format.open_memmap(spill / "depth.npy", "w+", np.float32, (num_frames, H, W))
-            self.valid = np.lib.format.open_memmap(spill / "valid.npy", "w+", np.bool_, (num_frames, H, W))
-
-    def put(self, start: int, frames: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor) -> None:
-        u8 = (frames * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        if self.spill:
-            stop = start + frames.shape[0]
-            self.frames[start:stop] = u8.numpy()
-            self.depth[start:stop] = depth.numpy()
-            self.valid[start:stop] = valid.numpy()
-        else:
-            for i in range(frames.shape[0]):
-                self.items[start + i] = (u8[i].clone(), depth[i].clone(), valid[i].clone())
-        self.count = start + frames.shape[0]
-
-    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``frames (n, 3, H, W)`` float32, ``depth (n, H, W)``, ``valid (n, H, W)`` of source indices ``idx``."""
-        if self.spill:
-            i = idx.numpy()
-            f = torch.from_numpy(np.asarray(self.frames[i]))
-            d = torch.from_numpy(np.asarray(self.depth[i]))
-            v = torch.from_numpy(np.asarray(self.valid[i]))
-        else:
-            f = torch.stack([self.items[int(k)][0] for k in idx])
-            d = torch.stack([self.items[int(k)][1] for k in idx])
-            v = torch.stack([self.items[int(k)][2] for k in idx])
-        return f.float().div_(255.0), d, v
-
-    def drop_before(self, index: int) -> None:
-        for k in [k for k in self.items if k < index]:
-            del self.items[k]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,6 +102,12 @@ class _Outputs:
             self.depth = open(self.tmp / "depth.raw", "wb")
             self.valid = open(self.tmp / "valid.raw", "wb")
         self.depth_frames = 0
+
+    def scratch(self) -> Path:
+        """A hidden folder inside the temporary output for working files (never moved into the output)."""
+        path = self.tmp / ".scratch"
+        path.mkdir(exist_ok=True)
+        return path
 
     def write(self, source: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor, novel: torch.Tensor) -> None:
         self.novel.write(novel)
@@ -205,152 +170,119 @@ class _Outputs:
 def run_render(config: RenderConfig) -> dict:
     """Render the novel view and write ``novel.mp4``, ``conditioning.mp4``, ``side_by_side.mp4``,
     ``trajectory.json`` (and ``depth.npz`` when asked) into ``config.output``. Returns a summary."""
-    from vnvs.estimators.video_depth import VideoDepth
-
     start_time = time.perf_counter()
-    if config.chunk_frames < 1:
-        raise VnvsError(f"chunk_frames must be >= 1, got {config.chunk_frames}")
     generator = get_generator(config.generator)
-    stream = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
-    N, (H, W) = stream.num_frames, stream.size
-    indices = [stream.frame_index(i) for i in range(N)]
-    source = source_cameras(N, indices, stream.info.num_frames, stream.info.size, stream.transform,
-                            fov=config.fov, intrinsics=config.intrinsics, cameras=config.cameras)
-    depth_est = VideoDepth(config.depth, num_frames=N, frame_indices=indices, total_frames=stream.info.num_frames,
-                           transform=stream.transform, kind=config.depth_kind, align=config.align_depth,
-                           device=config.device, max_side=config.depth_size)
+    video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
+    N, (H, W) = video.num_frames, video.size
+    indices = [video.frame_index(i) for i in range(N)]
+    cameras = source_cameras(N, indices, video.info.num_frames, video.info.size, video.transform,
+                             fov=config.fov, intrinsics=config.intrinsics, cameras=config.cameras)
+    depth = VideoDepth(config.depth, num_frames=N, frame_indices=indices, total_frames=video.info.num_frames,
+                       transform=video.transform, kind=config.depth_kind, align=config.align_depth,
+                       device=config.device, max_side=config.depth_size)
+    source = SourceStream(video, depth, config.chunk_frames)
     outputs: _Outputs | None = None
     try:
-        chunk = config.chunk_frames
-        chunks = stream.chunks(chunk)
-        decoded = 0
-        source_done = False
-        depth_bar = progress_bar("depth", total=N, unit="frame", position=0)
-        render_bar = progress_bar("render", total=None, unit="frame", position=1)
-
-        def estimate(first: int, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            parts, _ = run_halving(lambda a, b: depth_est(first + a, frames[a:b]), 0, frames.shape[0],
-                                   frames.shape[0], what="depth chunk")
-            d = torch.cat([p[0] for p in parts])
-            v = torch.cat([p[1] for p in parts])
-            if not torch.isfinite(d).all():
-                raise DepthError(f"depth of frames {first}..{first + frames.shape[0] - 1} is not finite")
-            return d, v
-
-        def next_chunk() -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None:
-            nonlocal decoded, source_done
-            if source_done:
-                return None
-            try:
-                first, frames = next(chunks)
-            except StopIteration:
-                source_done = True
-                return None
-            d, v = estimate(first, frames)
-            decoded = first + frames.shape[0]
-            depth_bar.update(frames.shape[0])
-            return first, frames, d, v
-
-        head: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        while decoded < min(N, LOOK_AT_FRAMES):
-            got = next_chunk()
-            if got is None:
-                break
-            head.append(got)
-        d0 = torch.cat([h[2] for h in head])[:LOOK_AT_FRAMES]
-        v0 = torch.cat([h[3] for h in head])[:LOOK_AT_FRAMES]
-        if not v0.any():
-            raise DepthError(f"depth of the first {d0.shape[0]} frames has no valid pixel")
-        look_at = float(d0[v0].median())
-        del d0, v0
-        traj = resolve_trajectory(config.trajectory, source, look_at, mode=config.mode)
-        times = traj.times.long()
-        if times.numel() and int(times.max()) >= N:
-            raise TrajectoryError(f"trajectory refers to source frame {int(times.max())} but the video has {N} frames")
-        check_trajectory_in_front(traj, source, look_at)
-        render_bar.reset(total=len(traj))
-        monotonic = bool((times[1:] >= times[:-1]).all()) if len(times) > 1 else True
-
-        outputs = _Outputs(Path(config.output), stream.fps, config.save_depth, (N, H, W))
-        buffer = _SourceBuffer(N, (H, W), None if monotonic else outputs.tmp)
-        for first, frames, d, v in head:
-            buffer.put(first, frames, d, v)
-            outputs.write_depth(first, d, v)
-        del head
-
-        def ensure(index: int, keep_from: int) -> bool:
-            """Decode until source frame ``index`` is buffered, dropping frames before ``keep_from`` as it
-            goes (monotonic times); False if the video ends first."""
-            while buffer.count <= index:
-                got = next_chunk()
-                if got is None:
-                    return False
-                first, frames, d, v = got
-                if monotonic:
-                    buffer.drop_before(keep_from)
-                buffer.put(first, frames, d, v)
-                outputs.write_depth(first, d, v)
-            return True
-
-        window = getattr(generator, "window", None)
-        gen_size = int(window) if window else chunk
-        overlap = max(0, min(gen_size // 4, gen_size - 1)) if window else 0
-        n_target = len(traj)
-        written = 0
-        tail: torch.Tensor | None = None  # generated frames of the previous window still to be blended
-        s = 0
-        coverage_sum = 0.0
-        while s < n_target:
-            e = min(s + gen_size, n_target)
-            if not ensure(int(times[s:e].max()), int(times[s])):
-                ok = int((times < buffer.count).long().cumprod(0).sum())
-                e = min(e, ok)
-                n_target = ok
-                print(f"vnvs: the video decoded {buffer.count} frames, fewer than its container declares; "
-                      f"rendering {n_target} frames", file=sys.stderr)
-                if e <= s:
-                    break
-            ti = times[s:e]
-            frames, depth, valid = buffer.get(ti)
-            control = render_control(frames, depth, source.K[ti], source.w2c[ti], traj.K[s:e], traj.w2c[s:e],
-                                     (traj.height, traj.width), valid=valid)
-            warped, mask = control[:, WARPED], control_mask(control)
-            gen_chunk = gen_size
-
-            def generate(a: int, b: int) -> torch.Tensor:
-                return generator(control[a:b], seed=config.seed + s + a).clamp(0, 1)
-
-            parts, gen_chunk = run_halving(generate, 0, e - s, gen_chunk, what="generator chunk")
-            novel = torch.cat(parts)
-            if tail is not None and tail.shape[0]:
-                k = tail.shape[0]
-                w = torch.linspace(0, 1, k + 2)[1:-1].view(k, 1, 1, 1)
-                novel[:k] = tail * (1 - w) + novel[:k] * w
-            last = e >= n_target
-            keep = e - s if last else max(1, e - s - overlap)
-            tail = None if last else novel[keep:].clone()
-            outputs.write(frames[:keep], warped[:keep], mask[:keep], novel[:keep])
-            coverage_sum += float(mask[:keep].float().mean()) * keep
-            written += keep
-            render_bar.update(keep)
-            s += keep
-            if monotonic and s < n_target:
-                buffer.drop_before(int(times[s]))
-        while not source_done and config.save_depth:
-            ensure(buffer.count, buffer.count)  # the rest of the depth, for depth.npz
-        depth_bar.close()
-        render_bar.close()
-        if written < len(traj):
-            traj = Trajectory(traj.w2c[:written], traj.K[:written], traj.height, traj.width,
-                              traj.time_index[:written] if traj.time_index is not None else None, traj.meta)
+        look_at = _look_at(source)
+        traj = resolve_trajectory(config.trajectory, cameras, look_at, mode=config.mode)
+        _check_trajectory(traj, cameras, look_at, N)
+        outputs = _Outputs(Path(config.output), video.fps, config.save_depth, (N, H, W))
+        source.keep(None if _moves_forward(traj) else outputs.scratch(), outputs.write_depth if config.save_depth else None)
+        written, coverage = _render(source, cameras, traj, generator, config, outputs)
+        if config.save_depth:
+            source.drain()  # the rest of the depth, for depth.npz
+        traj = _first_frames(traj, written)
         names = outputs.finish(traj)
     except BaseException:
         if outputs is not None:
             outputs.abort()
         raise
     finally:
-        depth_est.close()
-    return {"frames": written, "source_frames": decoded, "height": traj.height, "width": traj.width,
-            "generator": generator.name, "depth": depth_est.name, "depth_kind": depth_est.kind,
-            "depth_aligned": depth_est.align, "coverage": coverage_sum / max(written, 1),
-            "files": names, "seconds": time.perf_counter() - start_time}
+        source.close()
+        depth.close()
+    return {"frames": written, "source_frames": source.decoded, "height": traj.height, "width": traj.width,
+            "generator": generator.name, "depth": depth.name, "depth_kind": depth.kind,
+            "depth_aligned": depth.align, "coverage": coverage, "files": names,
+            "seconds": time.perf_counter() - start_time}
+
+
+def _look_at(source: SourceStream) -> float:
+    """The look-at distance of presets: the median valid depth of the first :data:`LOOK_AT_FRAMES` frames."""
+    depth, valid = source.leading_depth(LOOK_AT_FRAMES)
+    if not valid.any():
+        raise DepthError(f"depth of the first {depth.shape[0]} frames has no valid pixel")
+    return float(depth[valid].median())
+
+
+def _check_trajectory(traj: Trajectory, source: Cameras, look_at: float, num_frames: int) -> None:
+    """Refuse a trajectory that refers to frames past the video's end or leaves the scene."""
+    times = traj.times.long()
+    if times.numel() and int(times.max()) >= num_frames:
+        raise TrajectoryError(f"trajectory refers to source frame {int(times.max())} but the video has "
+                              f"{num_frames} frames")
+    check_trajectory_in_front(traj, source, look_at)
+
+
+def _moves_forward(traj: Trajectory) -> bool:
+    """True when the trajectory's source time indices never go back (source frames can be released)."""
+    times = traj.times.long()
+    return bool((times[1:] >= times[:-1]).all()) if len(times) > 1 else True
+
+
+def _first_frames(traj: Trajectory, n: int) -> Trajectory:
+    """The trajectory's first ``n`` frames (all of it when it has no more)."""
+    if n >= len(traj):
+        return traj
+    return Trajectory(traj.w2c[:n], traj.K[:n], traj.height, traj.width,
+                      traj.time_index[:n] if traj.time_index is not None else None, traj.meta)
+
+
+def _render(source: SourceStream, cameras: Cameras, traj: Trajectory, generator, config: RenderConfig,
+            outputs: _Outputs) -> tuple[int, float]:
+    """Splat, generate and write the target frames window by window, as the source frames they need come.
+
+    A generator with a ``window`` gets windows of that many frames overlapping by a quarter of it,
+    cross-faded (:class:`vnvs.generators.windows.StreamWindows`); any other gets ``chunk_frames`` at a
+    time. Returns the frames written (fewer than the trajectory's when the video ends early) and
+    their mean coverage (fraction of pixels some source pixel landed on).
+    """
+    times = traj.times.long()
+    window = getattr(generator, "window", None)
+    windows = StreamWindows(len(traj), int(window) if window else config.chunk_frames,
+                            int(window) // 4 if window else 0)
+    retry = OomHalving(what=f"generator {generator.name}")
+    bar = progress_bar("render", total=len(traj), unit="frame", position=1)
+    written, coverage = 0, 0.0
+    try:
+        while (span := windows.next()) is not None:
+            s, e = span
+            if not source.ensure(int(times[s:e].max()), int(times[s])):
+                windows.end_at(int((times < source.count).long().cumprod(0).sum()))
+                log.warning("the video decoded %d frames, fewer than its container declares; rendering %d frames",
+                            source.count, windows.num_frames)
+                if (span := windows.next()) is None:
+                    break
+                s, e = span
+            ti = times[s:e]
+            frames, depth, valid = source.get(ti)
+            control = render_control(frames, depth, cameras.K[ti], cameras.w2c[ti], traj.K[s:e], traj.w2c[s:e],
+                                     (traj.height, traj.width), valid=valid)
+            novel = windows.blend(_generate(generator, control, config.seed + s, retry))
+            k = novel.shape[0]
+            mask = control_mask(control[:k])
+            outputs.write(frames[:k], control[:k, WARPED], mask, novel)
+            coverage += float(mask.float().mean()) * k
+            written += k
+            bar.update(k)
+            if windows.start < windows.num_frames:
+                source.release_before(int(times[windows.start]))
+    finally:
+        bar.close()
+    return written, coverage / max(written, 1)
+
+
+def _generate(generator, control: torch.Tensor, seed: int, retry: OomHalving) -> torch.Tensor:
+    """``(t, 9, H, W)`` control signal -> ``(t, 3, H, W)`` frames in [0, 1], in pieces that halve on GPU
+    out-of-memory; the piece starting at frame ``a`` gets ``seed + a``."""
+    parts = retry.run_pieces(lambda a, b: generator(control[a:b], seed=seed + a).clamp(0, 1), 0, control.shape[0])
+    return torch.cat(parts)

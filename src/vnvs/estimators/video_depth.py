@@ -8,6 +8,7 @@ and scale alignment carries only the previous frame).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from vnvs.estimators.depth import (
     TransformersDepth,
     is_depth_file,
 )
-from vnvs.io.depth import DepthReader
+from vnvs.io.depth import DepthReader, check_aspect
 from vnvs.io.transform import FrameTransform, transform_depth
 
 
@@ -28,7 +29,8 @@ class VideoDepth:
 
     Args:
         spec: a depth file (``.npy`` / ``.npz``: one map per frame of the file or per decoded frame,
-            at the file's frame size or the decoded size; a MegaSaM npz works as is) or a
+            at the decoded size or at any size with the video's aspect ratio, resampled nearest to the
+            decoded frames; a MegaSaM npz works as is) or a
             transformers depth model (hub id or local folder).
         num_frames: decoded frames.
         frame_indices: index in the file of each decoded frame.
@@ -57,6 +59,7 @@ class VideoDepth:
         self.frame_indices = [int(i) for i in frame_indices]
         self.transform = transform
         self._reader: DepthReader | None = None
+        self._file_transform: FrameTransform | None = None
         self._model: TransformersDepth | None = None
         if is_depth_file(spec):
             if kind not in (None, "metric", "relative"):
@@ -83,16 +86,9 @@ class VideoDepth:
         else:
             raise DepthError(f"depth file {self.spec} holds {n} maps but the video has {total_frames} frames "
                              f"({self.num_frames} used); give one map per frame")
-        size = tuple(r.size)
-        if size == tuple(self.transform.size):
-            self._resize = False
-        elif size == tuple(self.transform.source_size):
-            self._resize = True
-        else:
-            H, W = self.transform.size
-            H0, W0 = self.transform.source_size
-            raise DepthError(f"depth file {self.spec} holds {size[0]}x{size[1]} maps but the video is {H0}x{W0} "
-                             f"({H}x{W} decoded)")
+        if tuple(r.size) != tuple(self.transform.size):  # maps of the file's frames, at any size
+            check_aspect(self.spec, r.size, self.transform.source_size)
+            self._file_transform = replace(self.transform, source_size=tuple(r.size))
 
     def __call__(self, start: int, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Depth of decoded frames ``start .. start + t - 1``.
@@ -111,8 +107,8 @@ class VideoDepth:
             maps = self._reader.read(lo, hi)
             pick = torch.tensor(rows) - lo
             depth, valid = maps.depth[pick], maps.valid[pick]
-            if self._resize:
-                depth, valid = transform_depth(depth, valid, self.transform)
+            if self._file_transform is not None:
+                depth, valid = transform_depth(depth, valid, self._file_transform)
         else:
             assert self._model is not None
             pred = self._model(frames)

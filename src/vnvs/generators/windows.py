@@ -14,13 +14,13 @@ function of a ``(T, ...)`` tensor that returns a ``(T, ...)`` tensor.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from vnvs.errors import InputError
+from vnvs.utils.oom import OomHalving
 
 WindowFn = Callable[[torch.Tensor, int], torch.Tensor]
 """``fn(chunk (t, ...), seed) -> (t, ...)``: renders one window of frames."""
@@ -101,67 +101,103 @@ def run_windows(fn: WindowFn, x: torch.Tensor, window: int | None, overlap: int,
     return (out / total.to(out.device).view(-1, *([1] * (out.dim() - 1)))).to(y.dtype)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """``torch.cuda.OutOfMemoryError``, or another backend's out-of-memory ``RuntimeError`` (e.g. MPS)."""
-    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+class StreamWindows:
+    """Overlapping windows over a stream of frames, cross-faded and handed out as soon as no later
+    window touches them, so memory does not grow with the stream's length.
 
-
-def halve_window(window: int, temporal_multiple: int = 1) -> int:
-    """The next smaller window to try after running out of memory: about half, still valid for a model
-    that needs ``(window - 1) % temporal_multiple == 0``; never below 1.
+    Windows of ``window`` frames follow each other, each starting ``overlap`` frames before the
+    previous one ends; the last one ends with the stream (it may be shorter). The shared frames are
+    the weighted mean of the two windows with the weights of :func:`blend_weights`, computed as
+    :func:`run_windows` does. Only the previous window's last ``overlap`` results are kept.
 
     Example:
-        >>> halve_window(49, 4), halve_window(16), halve_window(2), halve_window(5, 4)
-        (25, 8, 1, 1)
+        >>> windows = StreamWindows(7, window=4, overlap=1)
+        >>> while (span := windows.next()) is not None:
+        ...     s, e = span
+        ...     print(span, windows.blend(torch.full((e - s,), float(s))).tolist())
+        (0, 4) [0.0, 0.0, 0.0]
+        (3, 7) [1.5, 3.0, 3.0, 3.0]
     """
-    m = max(1, int(temporal_multiple))
-    window = int(window)
-    half = max(1, window // 2)
-    up = ((half - 1 + m - 1) // m) * m + 1  # smallest valid length >= half
-    return up if up < window else max(1, ((half - 1) // m) * m + 1)
+
+    def __init__(self, num_frames: int, window: int, overlap: int) -> None:
+        if window < 1 or not 0 <= 2 * overlap <= window:
+            raise ValueError(f"need window >= 1 and 0 <= overlap <= window / 2, got window {window}, "
+                             f"overlap {overlap}")
+        self.num_frames = int(num_frames)
+        self.window = int(window)
+        self.overlap = int(overlap)
+        self.start = 0
+        """First frame of the next window (every frame before it was handed out)."""
+        self._tail: torch.Tensor | None = None
+        """The previous window's results on the frames the next window shares, times its weights."""
+        self._tail_weights: torch.Tensor | None = None
+        """The weights of those results, ``(k, 1, ..., 1)`` float64."""
+
+    def next(self) -> tuple[int, int] | None:
+        """``(s, e)``: the frames of the next window, or None when every frame was handed out."""
+        if self.start >= self.num_frames:
+            return None
+        return self.start, min(self.start + self.window, self.num_frames)
+
+    def end_at(self, num_frames: int) -> None:
+        """The stream ends after ``num_frames`` frames (fewer than announced); the next window ends there."""
+        self.num_frames = min(self.num_frames, int(num_frames))
+
+    def blend(self, results: torch.Tensor) -> torch.Tensor:
+        """Take the results of the window :meth:`next` gave and hand out the frames no later window touches.
+
+        Args:
+            results: ``(e - s, ...)`` results of window ``(s, e)``.
+
+        Returns:
+            ``(k, ...)`` the final frames ``s .. s + k - 1`` (the window but its last ``overlap``
+            frames, or all of it when it ends the stream), cross-faded with the previous window.
+        """
+        span = self.next()
+        if span is None or results.shape[0] != span[1] - span[0]:
+            raise ValueError(f"expected results of the window {span}, got {results.shape[0]} frames")
+        s, e = span
+        w = blend_weights(self.num_frames, s, e - s, self.overlap).to(results.device)
+        w = w.view(-1, *([1] * (results.dim() - 1)))
+        keep = e - s if e >= self.num_frames else e - s - self.overlap
+        out = results[:keep].clone()
+        if self._tail is not None:  # sum of weighted results over the sum of weights, as run_windows does
+            k = min(self._tail.shape[0], keep)
+            shared = self._tail[:k] + results[:k].double() * w[:k]
+            out[:k] = (shared / (self._tail_weights[:k] + w[:k])).to(results.dtype)
+        self._tail, self._tail_weights = results[keep:].double() * w[keep:], w[keep:]
+        self.start = s + keep
+        return out
 
 
-@dataclass
 class OomRetry:
-    """Runs windows through ``fn`` and halves the window after ``torch.cuda.OutOfMemoryError``.
+    """Runs windows through ``fn`` (:func:`run_windows`) with a window that halves when the GPU runs
+    out of memory (:class:`vnvs.utils.oom.OomHalving`); the reduced window stays for later calls.
 
-    The reduced window is kept for later calls (a long render calls the generator chunk after
-    chunk), and the user is told once, on stderr, per object.
+    Args:
+        window: frames per window (None: whole clips until the first out-of-memory error).
+        overlap: frames shared by neighbouring windows (at most half the window).
+        temporal_multiple: windows keep ``(window - 1) % temporal_multiple == 0``.
+        label: what runs out of memory, in the message.
     """
 
-    window: int | None = None
-    """Frames per window (None: whole clips until the first out-of-memory error)."""
-    overlap: int = 4
-    """Frames shared by neighbouring windows (reduced with the window: at most half of it)."""
-    temporal_multiple: int = 1
-    """Windows keep ``(window - 1) % temporal_multiple == 0``."""
-    label: str = "generator"
-    """Name used in the warning."""
-    warned: bool = field(default=False, repr=False)
-    """Whether the user was already told about a reduced window."""
+    def __init__(self, window: int | None = None, overlap: int = 4, temporal_multiple: int = 1,
+                 label: str = "generator") -> None:
+        self.overlap = int(overlap)
+        self._halving = OomHalving(window, what=label, temporal_multiple=temporal_multiple)
+
+    @property
+    def window(self) -> int | None:
+        """Frames per window (None: whole clips); shrinks after an out-of-memory error."""
+        return self._halving.size
 
     def __call__(self, fn: WindowFn, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """``run_windows(fn, x, self.window, overlap, seed)``, retried with halved windows on OOM."""
-        while True:
-            window = self.window
+        """``run_windows(fn, x, window, overlap, seed)``, retried with halved windows on out-of-memory."""
+        def attempt(window: int | None) -> torch.Tensor:
             overlap = self.overlap if window is None else min(self.overlap, window // 2)
-            try:
-                return run_windows(fn, x, window, overlap, seed)
-            except RuntimeError as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                current = x.shape[0] if window is None or window > x.shape[0] else window
-                if current <= 1:
-                    raise
-                self.window = halve_window(current, self.temporal_multiple)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                if not self.warned:
-                    print(f"warning: {self.label} ran out of GPU memory on {current} frames; "
-                          f"retrying in windows of {self.window} frames (smaller windows stay for this run)",
-                          file=sys.stderr)
-                    self.warned = True
+            return run_windows(fn, x, window, overlap, seed)
+
+        return self._halving.run(attempt, x.shape[0])
 
 
 @dataclass

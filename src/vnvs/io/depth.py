@@ -148,6 +148,22 @@ def load_depth(
     return _checked(arr, mask, path, allow_invalid)
 
 
+def check_aspect(path: str | os.PathLike, size: tuple[int, int], video_size: tuple[int, int]) -> None:
+    """Refuse depth maps whose aspect ratio is not the video's (a size that differs is fine).
+
+    Sizes ``(h, w)`` and ``(H, W)`` match when ``|h W - H w| <= max(h, w, H, W)``: their aspect ratios
+    agree up to about one pixel of rounding of the height or the width, in the smaller size's pixels
+    (360x640 and 1080x1920 fit 720x1280; 368x640 does not).
+
+    Raises:
+        DepthError: the aspect ratios differ (one line naming the file and both sizes).
+    """
+    (h, w), (H, W) = (int(x) for x in size), (int(x) for x in video_size)
+    if abs(h * W - H * w) > max(h, w, H, W):
+        raise DepthError(f"depth file {path} holds {h}x{w} maps but the video is {H}x{W}: the aspect ratios "
+                         "differ")
+
+
 def _checked(arr: np.ndarray, mask: np.ndarray | None, path: Path, allow_invalid: bool,
              first_frame: int = 0) -> DepthMaps:
     """Validate depth (and mask) arrays of shape ``(T, H, W)`` and convert them to :class:`DepthMaps`."""
