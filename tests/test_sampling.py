@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from vnvs.errors import InputError
+from vnvs.errors import InputError, VnvsError
 from vnvs.generators import GENERATORS, WarpGenerator, get_generator, shipped_checkpoint
 from vnvs.generators.learned import LearnedGenerator, pad_frames, working_size
 from vnvs.geometry.control import resize_control
@@ -107,12 +107,17 @@ def test_text_embeds_reach_the_model(tiny_model):
     assert (a - b).abs().max() > 1e-4
 
 
-def test_pipeline_rejects_bad_control(tiny_model):
+def test_pipeline_rejects_bad_arguments(tiny_model):
+    """Internal contracts: a plain ValueError with a traceback, not a one-line user error (VnvsError)."""
     pipe = NovelViewPipeline(tiny_model)
-    with pytest.raises(InputError, match="multiple of 4"):
-        pipe(torch.zeros(1, 2, 9, 10, 12))
-    with pytest.raises(InputError, match="9"):
-        pipe(torch.zeros(1, 2, 7, 8, 8))
+    control = _control(3, 8, 8)[None]
+    for call, match in ((lambda: pipe(torch.zeros(1, 2, 9, 10, 12)), "multiple of 4"),
+                        (lambda: pipe(torch.zeros(1, 2, 7, 8, 8)), "9"),
+                        (lambda: pipe(control, output_type="pil"), "output_type"),
+                        (lambda: pipe(control, num_inference_steps=0), "at least 1")):
+        with pytest.raises(ValueError, match=match) as err:
+            call()
+        assert not isinstance(err.value, VnvsError)
 
 
 # ---- learned generator ------------------------------------------------------------------------

@@ -45,10 +45,11 @@ def read_intrinsics(path: str | os.PathLike, source_size: tuple[int, int]) -> to
 
     Example:
         >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "k.json"
+        >>> folder = tempfile.TemporaryDirectory(); p = pathlib.Path(folder.name) / "k.json"
         >>> _ = p.write_text('{"fx": 100, "fy": 100, "cx": 50, "cy": 25, "width": 100, "height": 50}')
         >>> read_intrinsics(p, (100, 200))[0].tolist()
         [200.0, 0.0, 100.5]
+        >>> folder.cleanup()
     """
     path = Path(path)
     if not path.is_file():

@@ -1,13 +1,29 @@
 """A PyTorch dataset over prepared shards (``index.json``): seeded shuffling, DDP/worker sharding, kind mixing.
 
 Example:
+    >>> import tempfile
     >>> from torch.utils.data import DataLoader
-    >>> ds = ShardDataset("data/", weights={"flow-pairs": 0.8, "synthetic-pairs": 0.2}, seed=0)  # doctest: +SKIP
-    >>> loader = DataLoader(ds, batch_size=4, num_workers=4, collate_fn=collate)  # doctest: +SKIP
-    >>> for epoch in range(10):  # doctest: +SKIP
+    >>> from vnvs.data.schema import BuildResult, WorkItem
+    >>> from vnvs.data.shards import write_index, write_shard
+    >>> tmp = tempfile.TemporaryDirectory(); root = tmp.name
+    >>> img, mask = torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.ones(2, 8, 8, dtype=torch.uint8)
+    >>> for kind in ("flow-pairs", "synthetic-pairs"):  # a folder as `vnvs prepare` writes it, one sample per kind
+    ...     result = BuildResult()
+    ...     result.add({"source": img, "target": img, "warped": img, "mask": mask, "corr": torch.zeros(2, 2, 8, 8)},
+    ...                {"kind": kind})
+    ...     _ = write_shard(root, WorkItem(kind), kind, result, config={}, seed=0, seconds=0)
+    >>> _ = write_index(root)
+    >>> ds = ShardDataset(root, weights={"flow-pairs": 0.8, "synthetic-pairs": 0.2}, seed=0, epoch_size=4)
+    >>> loader = DataLoader(ds, batch_size=2, num_workers=0, collate_fn=collate)  # num_workers > 0 to train
+    >>> for epoch in range(2):
     ...     ds.set_epoch(epoch)
     ...     for batch in loader:
-    ...         batch["control"]  # (B, T, 9, H, W)
+    ...         print(tuple(batch["control"].shape), batch["kind"])  # (B, T, 9, H, W)
+    (2, 2, 9, 8, 8) ['synthetic-pairs', 'flow-pairs']
+    (2, 2, 9, 8, 8) ['synthetic-pairs', 'flow-pairs']
+    (2, 2, 9, 8, 8) ['flow-pairs', 'flow-pairs']
+    (2, 2, 9, 8, 8) ['synthetic-pairs', 'flow-pairs']
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations

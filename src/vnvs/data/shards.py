@@ -175,9 +175,16 @@ class ShardReader:
     """Lazy reader of one shard: the file is opened on first use and only requested fields are loaded.
 
     Example:
-        >>> reader = ShardReader("out/shards/clip-1a2b3c4d5e6f.safetensors")  # doctest: +SKIP
-        >>> reader.load(0, ["target"])["target"].shape  # doctest: +SKIP
-        torch.Size([16, 3, 256, 256])
+        >>> import tempfile
+        >>> from vnvs.data.schema import BuildResult, WorkItem
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> result = BuildResult()
+        >>> result.add({"target": torch.zeros(16, 3, 64, 64, dtype=torch.uint8)}, {"kind": "flow-pairs"})
+        >>> _ = write_shard(tmp.name, WorkItem("clip-1a2b3c4d5e6f"), "flow-pairs", result, config={}, seed=0, seconds=0)
+        >>> reader = ShardReader(shard_paths(tmp.name, "clip-1a2b3c4d5e6f")[0])  # DIR/shards/<key>.safetensors
+        >>> len(reader), reader.load(0, ["target"])["target"].shape
+        (1, torch.Size([16, 3, 64, 64]))
+        >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike):

@@ -348,9 +348,16 @@ class DepthScaleAligner:
     grow with the video's length. Arguments as in :func:`align_depth_scale`.
 
     Example:
-        >>> aligner = DepthScaleAligner()  # doctest: +SKIP
-        >>> for depth, valid, frames in chunks:  # doctest: +SKIP
-        ...     aligned, scale, shift = aligner(depth, valid, frames)
+        >>> _ = torch.manual_seed(0)
+        >>> frames = torch.rand(1, 3, 32, 32).expand(4, 3, 32, 32)              # a still, textured view
+        >>> truth = torch.linspace(1.0, 3.0, 32).view(1, 1, 32).expand(4, 32, 32)  # depth rising to the right
+        >>> depth = truth * torch.tensor([1.0, 2.0, 1.0, 4.0]).view(4, 1, 1)     # ... with scale flicker
+        >>> aligner = DepthScaleAligner()
+        >>> for t in (0, 2):  # two chunks of two frames
+        ...     aligned, scale, shift = aligner(depth[t:t + 2], None, frames[t:t + 2])
+        ...     print(scale.round(decimals=3).tolist(), torch.allclose(aligned, truth[:2], rtol=1e-3))
+        [1.0, 2.0] True
+        [1.0, 4.0] True
     """
 
     def __init__(self, flow: str | FlowEstimator = "dis", min_pixels: int = 64, iters: int = 10) -> None:

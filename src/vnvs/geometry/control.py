@@ -51,6 +51,7 @@ def build_control_signal(source: torch.Tensor, corr: torch.Tensor, warped: torch
         ``I_r`` zero where ``mask`` is False.
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> sig = build_control_signal(torch.rand(2, 3, 8, 8), torch.zeros(2, 2, 8, 8), torch.rand(2, 3, 8, 8),
         ...                            torch.zeros(2, 8, 8, dtype=torch.bool))
         >>> tuple(sig.shape), float(sig[:, 3:].abs().sum())
@@ -118,6 +119,7 @@ def render_control(frames: torch.Tensor, depth: torch.Tensor, K_src: torch.Tenso
         ``(N, 9, H_t, W_t)`` float32.
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> K = torch.tensor([[4.0, 0, 2], [0, 4, 1.5], [0, 0, 1]]).expand(3, 3, 3)
         >>> eye = torch.eye(4).expand(3, 4, 4)
         >>> c = render_control(torch.rand(3, 3, 4, 5), torch.ones(3, 4, 5), K, eye, K[:2], eye[:2], (4, 5),
@@ -154,6 +156,7 @@ def resize_control(control: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     new mask, so the signal keeps the form of :func:`build_control_signal`.
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> c = build_control_signal(torch.rand(1, 3, 8, 8), torch.zeros(1, 2, 8, 8), torch.rand(1, 3, 8, 8),
         ...                          torch.ones(1, 8, 8, dtype=torch.bool))
         >>> tuple(resize_control(c[None], (4, 6)).shape)
@@ -179,6 +182,7 @@ def crop_control(control: torch.Tensor, top: int, left: int, height: int, width:
     frame; target pixels whose correspondence leaves it are masked out.
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> c = build_control_signal(torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), torch.rand(1, 3, 4, 4),
         ...                          torch.ones(1, 4, 4, dtype=torch.bool))
         >>> crop = crop_control(c, 1, 1, 2, 2)   # C = (0, 0) leaves the window: masked out

@@ -49,6 +49,7 @@ def soft_splat(
         :class:`~vnvs.geometry.splat.SplatResult` (``index`` is None: no single source pixel wins).
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> K = torch.tensor([[[4.0, 0, 2], [0, 4, 2], [0, 0, 1]]]); I = torch.eye(4)[None]
         >>> img = torch.rand(1, 3, 5, 5)
         >>> out = soft_splat(img, torch.ones(1, 5, 5), K, I, K, I)

@@ -234,6 +234,7 @@ def forward_splat(
         A :class:`SplatResult` with ``warped (T, C, H_t, W_t)``, ``mask``, ``corr``, ``depth`` and ``index``.
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> T, H, W = 1, 4, 5
         >>> K = torch.tensor([[[4.0, 0, 2], [0, 4, 1.5], [0, 0, 1]]])
         >>> out = forward_splat(torch.rand(T, 3, H, W), torch.ones(T, H, W), K, torch.eye(4)[None], K, torch.eye(4)[None])
@@ -307,6 +308,7 @@ def forward_splat_flow(
         A :class:`SplatResult`; its ``depth`` is the source depth of the winner (zero without ``depth``).
 
     Example:
+        >>> _ = torch.manual_seed(0)
         >>> img = torch.rand(1, 3, 4, 4); flow = torch.zeros(1, 2, 4, 4); flow[:, 0] = 1.0
         >>> out = forward_splat_flow(img, flow, seed=0)
         >>> torch.equal(out.warped[0, :, :, 1:], img[0, :, :, :3]), bool(out.mask[0, :, 0].any())

@@ -406,9 +406,18 @@ class VideoStream:
     Args: those of :func:`read_video`.
 
     Example:
-        >>> stream = VideoStream("clip.mp4", size=256)  # doctest: +SKIP
-        >>> for start, frames in stream.chunks(16):  # doctest: +SKIP
-        ...     print(start, frames.shape)
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory(); path = f"{tmp.name}/clip.mp4"
+        >>> _ = write_video(path, torch.zeros(8, 3, 32, 48), fps=24)
+        >>> stream = VideoStream(path, size=16)  # shorter side 16
+        >>> stream.num_frames, stream.size
+        (8, (16, 24))
+        >>> for start, frames in stream.chunks(3):
+        ...     print(start, tuple(frames.shape))
+        0 (3, 3, 16, 24)
+        3 (3, 3, 16, 24)
+        6 (2, 3, 16, 24)
+        >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike, *, stride: int = 1, max_frames: int | None = None,
@@ -509,9 +518,15 @@ class VideoWriter:
     Frames with an odd height or width are padded to even by repeating the last row / column.
 
     Example:
-        >>> with VideoWriter("out.mp4", fps=24) as w:  # doctest: +SKIP
+        >>> import tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> chunks = torch.linspace(0, 1, 9).view(3, 3, 1, 1, 1).expand(3, 3, 3, 31, 48)  # 3 chunks of 3 frames
+        >>> with VideoWriter(f"{tmp.name}/out.mp4", fps=24) as w:
         ...     for chunk in chunks:
         ...         w.write(chunk)  # (t, 3, H, W) float in [0, 1] or uint8
+        >>> w.num_frames, w.size, probe_video(f"{tmp.name}/out.mp4").size  # the odd height was padded
+        (9, (31, 48), (32, 48))
+        >>> tmp.cleanup()
     """
 
     def __init__(

@@ -161,7 +161,7 @@ class _DiffusersAdapter(Adapter):
         if text_embeds is None:
             return like.new_zeros(batch, length, width)
         if text_embeds.ndim != 3 or text_embeds.shape[-1] != width:
-            raise InputError(f"text_embeds must be (B, L, {width}), got {tuple(text_embeds.shape)}")
+            raise ValueError(f"text_embeds must be (B, L, {width}), got {tuple(text_embeds.shape)}")
         return text_embeds.to(like.dtype)
 
     @staticmethod
@@ -215,7 +215,7 @@ class CogVideoXAdapter(_DiffusersAdapter):
         c = model.backbone.config
         text = self._text(text_embeds, latents.shape[0], c.max_text_seq_length, c.text_embed_dim, latents)
         if text_embeds is not None and not c.use_rotary_positional_embeddings and text.shape[1] != c.max_text_seq_length:
-            raise InputError(f"this CogVideoX takes exactly {c.max_text_seq_length} text tokens, got {text.shape[1]}")
+            raise ValueError(f"this CogVideoX takes exactly {c.max_text_seq_length} text tokens, got {text.shape[1]}")
         rotary = self._rotary(model, latents) if c.use_rotary_positional_embeddings else None
         return model.backbone(latents, text, timestep, image_rotary_emb=rotary, return_dict=False)[0]
 

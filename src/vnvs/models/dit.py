@@ -250,14 +250,14 @@ class VideoDiT(nn.Module):
         if text_embeds is None:
             return self.null_text.to(dtype)[None].expand(batch, -1, -1)
         if text_embeds.ndim != 3 or text_embeds.shape[-1] != self.cfg.text_dim:
-            raise InputError(f"text_embeds must be (B, L, {self.cfg.text_dim}), got {tuple(text_embeds.shape)}")
+            raise ValueError(f"text_embeds must be (B, L, {self.cfg.text_dim}), got {tuple(text_embeds.shape)}")
         return self.text_proj(text_embeds.to(dtype))
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, text_embeds: torch.Tensor | None = None) -> torch.Tensor:
         B, T, C, H, W = x.shape
         p = self.cfg.patch
         if H % p or W % p:
-            raise InputError(f"frame size {H}x{W} is not a multiple of the DiT patch {p}")
+            raise ValueError(f"frame size {H}x{W} is not a multiple of the DiT patch {p}")
         dtype = self.patch_embed.weight.dtype
         tokens = self.patch_embed(x.to(dtype).flatten(0, 1))  # (B*T, D, h, w)
         tokens = tokens.flatten(2).transpose(1, 2).reshape(B, -1, self.cfg.dim)  # (t, h, w) order

@@ -174,13 +174,13 @@ class NovelViewModel(nn.Module):
 
     def _check_frames(self, frames: torch.Tensor) -> None:
         if frames.ndim != 5 or frames.shape[2] != 3:
-            raise InputError(f"frames must be (B, T, 3, H, W), got {tuple(frames.shape)}")
+            raise ValueError(f"frames must be (B, T, 3, H, W), got {tuple(frames.shape)}")
         T, H, W = frames.shape[1], frames.shape[3], frames.shape[4]
         m, r = self.spatial_multiple, self.temporal_multiple
         if H % m or W % m:
-            raise InputError(f"frame size {H}x{W} must be a multiple of {m} for the {self.config.backbone} model")
+            raise ValueError(f"frame size {H}x{W} must be a multiple of {m} for the {self.config.backbone} model")
         if (T - 1) % r:
-            raise InputError(f"{T} frames do not fit this model: (T - 1) must be a multiple of {r}")
+            raise ValueError(f"{T} frames do not fit this model: (T - 1) must be a multiple of {r}")
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` in [0, 1] -> latents ``(B, T', C, h, w)`` (pixel space: [-1, 1] frames)."""
@@ -190,7 +190,7 @@ class NovelViewModel(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, T', C, h, w)`` -> ``(B, T, 3, H, W)`` in [0, 1] (clamped)."""
         if latents.ndim != 5 or latents.shape[2] != self.latent_channels:
-            raise InputError(f"latents must be (B, T', {self.latent_channels}, h, w), got {tuple(latents.shape)}")
+            raise ValueError(f"latents must be (B, T', {self.latent_channels}, h, w), got {tuple(latents.shape)}")
         return self._adapter.decode(self, latents)
 
     def frame_shape(self, latent_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -212,7 +212,7 @@ class NovelViewModel(nn.Module):
         T, H, W = self.frame_shape(latent_shape)
         if control is not None:
             if control.ndim != 5 or control.shape[0] != B or tuple(control.shape[1:2] + control.shape[3:]) != (T, H, W):
-                raise InputError(
+                raise ValueError(
                     f"control must be ({B}, {T}, 9, {H}, {W}) for latents {tuple(latent_shape)}, got {tuple(control.shape)}"
                 )
         cacheable = not torch.is_grad_enabled()
@@ -250,16 +250,16 @@ class NovelViewModel(nn.Module):
             ``(B, T', C, h, w)`` velocity.
         """
         if latents.ndim != 5 or latents.shape[2] != self.latent_channels:
-            raise InputError(f"latents must be (B, T', {self.latent_channels}, h, w), got {tuple(latents.shape)}")
+            raise ValueError(f"latents must be (B, T', {self.latent_channels}, h, w), got {tuple(latents.shape)}")
         B = latents.shape[0]
         timestep = torch.as_tensor(timestep, device=latents.device, dtype=torch.float32)
         if timestep.ndim == 0:
             timestep = timestep.expand(B)
         if timestep.shape != (B,):
-            raise InputError(f"timestep must be ({B},), got {tuple(timestep.shape)}")
+            raise ValueError(f"timestep must be ({B},), got {tuple(timestep.shape)}")
         p_t, p_h, p_w = self._spec.patch
         if latents.shape[-2] % p_h or latents.shape[-1] % p_w or latents.shape[1] % p_t:
-            raise InputError(f"latent grid {tuple(latents.shape[1:])} is not a multiple of the patch {self._spec.patch}")
+            raise ValueError(f"latent grid {tuple(latents.shape[1:])} is not a multiple of the patch {self._spec.patch}")
         tokens = self.control_tokens(control, tuple(latents.shape))
         self._ctx.clear()
         self._ctx.control = tokens.to(self.dtype)

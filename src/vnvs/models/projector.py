@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from vnvs.errors import InputError
 from vnvs.geometry.control import CONTROL_CHANNELS
 
 
@@ -31,7 +30,7 @@ def group_frames(control: torch.Tensor, temporal_factor: int) -> torch.Tensor:
     r = temporal_factor
     B, T, C, H, W = control.shape
     if (T - 1) % r:
-        raise InputError(f"frame count {T} does not fit the temporal factor {r}: (T - 1) must be a multiple of {r}")
+        raise ValueError(f"frame count {T} does not fit the temporal factor {r}: (T - 1) must be a multiple of {r}")
     if r == 1:
         return control
     first = control[:, :1].expand(B, r, C, H, W)
@@ -74,14 +73,14 @@ class CorrespondenceProjector(nn.Module):
     def forward(self, control: torch.Tensor) -> torch.Tensor:
         """``(B, T, 9, H, W)`` control signal -> ``(B, N, dim)`` tokens, ``N = t * h * w`` in (t, h, w) order."""
         if control.ndim != 5 or control.shape[2] != CONTROL_CHANNELS:
-            raise InputError(f"control must be (B, T, {CONTROL_CHANNELS}, H, W), got {tuple(control.shape)}")
+            raise ValueError(f"control must be (B, T, {CONTROL_CHANNELS}, H, W), got {tuple(control.shape)}")
         B, T, _, H, W = control.shape
         if H % self.spatial_factor or W % self.spatial_factor:
-            raise InputError(f"control frame size {H}x{W} is not a multiple of {self.spatial_factor}")
+            raise ValueError(f"control frame size {H}x{W} is not a multiple of {self.spatial_factor}")
         x = group_frames(control.to(self.patchify.weight.dtype), self.temporal_factor)
         Tl = x.shape[1]
         if Tl % self.patch[0]:
-            raise InputError(f"{Tl} latent frames are not a multiple of the temporal patch {self.patch[0]}")
+            raise ValueError(f"{Tl} latent frames are not a multiple of the temporal patch {self.patch[0]}")
         x = self.convs(x.flatten(0, 1))
         x = x.unflatten(0, (B, Tl)).transpose(1, 2)  # (B, C, T', h, w)
         x = self.patchify(x)

@@ -22,7 +22,6 @@ import os
 
 import torch
 
-from vnvs.errors import InputError
 from vnvs.geometry.control import CONTROL_CHANNELS
 from vnvs.models import NovelViewModel
 from vnvs.utils.progress import progress
@@ -108,17 +107,17 @@ class NovelViewPipeline:
         return param.dtype if param is not None else torch.float32
 
     def check_control(self, control: torch.Tensor) -> None:
-        """Raise :class:`InputError` unless ``control`` is ``(B, T, 9, H, W)`` with sizes the model accepts."""
+        """Raise ``ValueError`` unless ``control`` is ``(B, T, 9, H, W)`` with sizes the model accepts."""
         if control.dim() != 5 or control.shape[2] != CONTROL_CHANNELS:
-            raise InputError(f"control signal must be (B, T, {CONTROL_CHANNELS}, H, W), got {tuple(control.shape)}")
+            raise ValueError(f"control signal must be (B, T, {CONTROL_CHANNELS}, H, W), got {tuple(control.shape)}")
         _, T, _, H, W = control.shape
         sm = int(getattr(self.model, "spatial_multiple", 1))
         tm = int(getattr(self.model, "temporal_multiple", 1))
         if H % sm or W % sm:
-            raise InputError(f"frame size {H}x{W} is not a multiple of {sm}, as this model needs "
+            raise ValueError(f"frame size {H}x{W} is not a multiple of {sm}, as this model needs "
                              "(vnvs.generators.LearnedGenerator resizes automatically)")
         if (T - 1) % tm:
-            raise InputError(f"{T} frames: this model needs (T - 1) % {tm} == 0 "
+            raise ValueError(f"{T} frames: this model needs (T - 1) % {tm} == 0 "
                              "(vnvs.generators.LearnedGenerator pads automatically)")
 
     def prepare_latents(self, shape: tuple[int, ...], seed: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -160,10 +159,11 @@ class NovelViewPipeline:
         """
         self.check_control(control)
         if output_type not in ("frames", "latents"):
-            raise InputError(f"output_type must be 'frames' or 'latents', got {output_type!r}")
-        steps = int(num_inference_steps or _config_value(self.model, ("sampling_steps",), DEFAULT_STEPS))
+            raise ValueError(f"output_type must be 'frames' or 'latents', got {output_type!r}")
+        steps = int(num_inference_steps if num_inference_steps is not None
+                    else _config_value(self.model, ("sampling_steps",), DEFAULT_STEPS))
         if steps < 1:
-            raise InputError(f"num_inference_steps must be at least 1, got {steps}")
+            raise ValueError(f"num_inference_steps must be at least 1, got {steps}")
         B, T, _, H, W = control.shape
         scheduler = self.scheduler
         if shift is not None and float(shift) != float(scheduler.config.shift):

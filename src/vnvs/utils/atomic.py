@@ -24,11 +24,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
     Example:
         >>> import tempfile, pathlib
-        >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> folder = tempfile.TemporaryDirectory(); out = pathlib.Path(folder.name) / "a.txt"
         >>> with atomic_path(out) as tmp:
         ...     _ = tmp.write_text("done")
         >>> out.read_text()
         'done'
+        >>> folder.cleanup()
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
