@@ -6,6 +6,8 @@ import argparse
 import json
 
 from vnvs.evaluation.config import EvalConfig
+from vnvs.evaluation.report import markdown_table
+from vnvs.evaluation.runner import run_eval
 from vnvs.utils.config_cli import add_config_arguments, config_from_args
 
 
@@ -20,9 +22,6 @@ def add_eval_parser(sub) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Handler of ``vnvs eval``: run, print the table, say where the reports are."""
-    from vnvs.evaluation.report import markdown_table
-    from vnvs.evaluation.runner import run_eval
-
     config = config_from_args(EvalConfig, args)
     report = run_eval(config)
     print(json.dumps({label: m["mean"] for label, m in report["methods"].items()}))
