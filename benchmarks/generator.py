@@ -31,6 +31,7 @@ from pathlib import Path
 
 from common import save
 from vnvs.evaluation.runner import EvalConfig, run_eval
+from vnvs.sampling import SamplingConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_SAMPLING = ROOT / "src" / "vnvs" / "checkpoints" / "vnvs-dit-small" / "sampling.json"
@@ -47,7 +48,7 @@ def model_variant(model: Path, folder: Path, **sampling) -> Path:
     for name in ("config.json", "model.safetensors"):
         if not (folder / name).exists():
             os.symlink(model.resolve() / name, folder / name)
-    (folder / "sampling.json").write_text(json.dumps(sampling))
+    SamplingConfig(**sampling).save(folder)
     return folder
 
 

@@ -15,7 +15,7 @@ from vnvs.generators.windows import OomRetry, WindowedGenerator, blend_weights, 
 from vnvs.utils.oom import halve
 from vnvs.geometry import build_control_signal
 from vnvs.models import NovelViewModel, get_preset
-from vnvs.sampling import NovelViewPipeline
+from vnvs.sampling import NovelViewPipeline, SamplingConfig
 
 
 @pytest.fixture(autouse=True)
@@ -287,3 +287,25 @@ def test_registry(tmp_path, tiny_folder):
         assert get_generator(str(tiny_folder), device="cpu", steps=2).steps == 2  # arguments win
     finally:
         (tiny_folder / "sampling.json").unlink()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe{", "cannot read"),
+    (b"[1, 2]", "must hold a JSON object"),
+    (b'{"steps": 4, "speed": 2}', "unknown keys speed"),
+    (b'{"steps": "four"}', "steps must be an integer >= 1"),
+    (b'{"composite": 1}', "composite must be true or false"),
+    (b'{"shift": 1e400}', "shift must be a number > 0"),
+])
+def test_sampling_file_errors_are_one_line(tmp_path, content, message):
+    (tmp_path / "sampling.json").write_bytes(content)
+    with pytest.raises(InputError, match=message) as info:
+        SamplingConfig.load(tmp_path)
+    assert "\n" not in str(info.value) and str(tmp_path / "sampling.json") in str(info.value)
+
+
+def test_sampling_config_round_trips_and_arguments_take_precedence(tmp_path):
+    SamplingConfig(steps=3, resolution=16, composite=True).save(tmp_path)
+    assert SamplingConfig.load(tmp_path) == SamplingConfig(steps=3, resolution=16, composite=True)
+    assert SamplingConfig.load(tmp_path).replace(steps=7, window=None).steps == 7
+    assert SamplingConfig.load(tmp_path / "missing") == SamplingConfig()

@@ -14,9 +14,8 @@ model's size rules from callers:
   ``torch.cuda.OutOfMemoryError`` the window is halved, the user is told once, and the clip is redone.
 
 A model folder (``config.json`` + ``model.safetensors``, written by ``NovelViewModel.save_pretrained``;
-``vnvs train`` writes ``OUTPUT/model``) may hold a ``sampling.json`` with default settings:
-``{"steps": 20, "guidance": 1.0, "shift": 3.0, "resolution": 128, "window": 16, "overlap": 4,
-"composite": false}`` (any subset); arguments given to :class:`LearnedGenerator` take precedence.
+``vnvs train`` writes ``OUTPUT/model``) may hold a ``sampling.json`` with its sampling settings
+(:class:`vnvs.sampling.SamplingConfig`); arguments given to :class:`LearnedGenerator` take precedence.
 
 With ``composite`` the generated frames are used only where no source pixel landed (``M = 0``) and
 the warped source frame ``I_r`` is kept, at full resolution, everywhere else; one-pixel cracks of the
@@ -27,7 +26,6 @@ is not limited by it.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -45,35 +43,14 @@ from vnvs.geometry.control import (
     resize_control,
 )
 from vnvs.models import NovelViewModel
-from vnvs.sampling import NovelViewPipeline
+from vnvs.sampling import NovelViewPipeline, SamplingConfig
 
 MODEL_FILES = ("config.json", "model.safetensors")
 """Files that make a folder a saved model (``NovelViewModel.save_pretrained``)."""
-SAMPLING_FILE = "sampling.json"
-"""Optional file of sampling defaults beside a saved model."""
-SAMPLING_KEYS = ("steps", "guidance", "shift", "resolution", "window", "overlap", "composite")
-
-
 def is_model_folder(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder holding a saved model (``config.json`` and ``model.safetensors``)."""
     p = Path(path)
     return p.is_dir() and all((p / f).is_file() for f in MODEL_FILES)
-
-
-def read_sampling_defaults(path: str | os.PathLike) -> dict:
-    """The ``sampling.json`` beside a saved model (empty when there is none)."""
-    file = Path(path) / SAMPLING_FILE
-    if not file.is_file():
-        return {}
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {file}: {exc}") from None
-    unknown = sorted(set(data) - set(SAMPLING_KEYS)) if isinstance(data, dict) else None
-    if unknown is None or unknown:
-        raise InputError(f"{file} must be a JSON object with keys among {', '.join(SAMPLING_KEYS)}"
-                         + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
-    return data
 
 
 def working_size(height: int, width: int, multiple: int, resolution: int | None = None) -> tuple[int, int]:
@@ -142,35 +119,30 @@ class LearnedGenerator:
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  resolution: int | None = None, window: int | None = None, overlap: int | None = None,
                  composite: bool | None = None, name: str | None = None, show_progress: bool = False):
-        defaults: dict = {}
+        sampling = SamplingConfig()
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
             if not is_model_folder(path):
                 raise InputError(f"{path} is not a saved model folder (it needs {' and '.join(MODEL_FILES)})")
-            defaults = read_sampling_defaults(path)
+            sampling = SamplingConfig.load(path)
             loaded = NovelViewModel.from_pretrained(path)
             name = name or path.resolve().name
         else:
             loaded = model
+        sampling = sampling.replace(steps=steps, guidance=guidance, shift=shift, resolution=resolution, window=window,
+                                    overlap=overlap, composite=composite)
         device = torch.device(device) if device is not None else _default_device()
         loaded = loaded.to(device=device, dtype=dtype) if dtype is not None else loaded.to(device=device)
         loaded.eval()
         self.model = loaded
         self.pipeline = NovelViewPipeline(loaded)
+        self.sampling = sampling
         self.name = name or "learned"
-        self.steps = steps if steps is not None else defaults.get("steps")
-        self.guidance = float(guidance if guidance is not None else defaults.get("guidance", 1.0))
-        self.shift = shift if shift is not None else defaults.get("shift")
-        self.resolution = resolution if resolution is not None else defaults.get("resolution")
-        self.composite = bool(composite if composite is not None else defaults.get("composite", False))
+        self.steps, self.guidance, self.shift = sampling.steps, float(sampling.guidance), sampling.shift
+        self.resolution, self.composite = sampling.resolution, sampling.composite
         self.show_progress = show_progress
-        window = window if window is not None else defaults.get("window", getattr(loaded, "window", None))
-        overlap = int(overlap if overlap is not None else defaults.get("overlap", 4))
-        for label, value in (("steps", self.steps), ("resolution", self.resolution), ("window", window)):
-            if value is not None and int(value) < 1:
-                raise InputError(f"{label} must be a positive integer, got {value}")
-        if overlap < 0:
-            raise InputError(f"overlap must be >= 0, got {overlap}")
+        window = sampling.window if sampling.window is not None else getattr(loaded, "window", None)
+        overlap = sampling.overlap
         self._retry = OomRetry(window=None if window is None else int(window), overlap=overlap,
                                temporal_multiple=self.temporal_multiple, label=self.name)
 
