@@ -23,6 +23,7 @@ from vnvs.errors import InputError
 from vnvs.geometry import build_control_signal
 from vnvs.geometry.control import crop_control
 from vnvs.models import ModelConfig, NovelViewModel
+from vnvs.sampling import SamplingConfig
 from vnvs.training import PRESETS, TrainConfig, Trainer, export_model, get_preset, load_config
 from vnvs.training.adapt import fit_batch, fit_frame_count
 from vnvs.training.checkpoint import list_checkpoints, read_state
@@ -312,6 +313,8 @@ def test_training_run_outputs(straight, data, tmp_path):
     assert TrainConfig.from_dict(json.loads((out / "train_config.json").read_text())) == tiny()
     # the exported model is the EMA of the last checkpoint, loadable by generators
     model = NovelViewModel.from_pretrained(out / "model")
+    # ... sampled as trained: 16x16 samples cut to max_frames 2, compositing
+    assert SamplingConfig.load(out / "model") == SamplingConfig(resolution=16, window=2, overlap=0, composite=True)
     exported = {k: v for k, v in model.state_dict().items()}
     ema = load_file(str(out / "checkpoints" / "step-00000006" / "ema.safetensors"))
     raw = _weights(out / "checkpoints" / "step-00000006")

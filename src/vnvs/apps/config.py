@@ -36,9 +36,13 @@ class DemoConfig:
     combine with '+') or a trajectory file (see docs/trajectories.md)."""
     mode: Mode = "gradual"
     """gradual: reach the full offset at the last frame; direct: full offset from the first frame."""
-    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g"})
+    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
     """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
     saved model folder."""
+    steps: int | None = None
+    """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
+    guidance: float | None = None
+    """Learned generators: classifier-free guidance scale on the control signal (default: sampling.json, else 1)."""
     fps: float = 12.0
     """Frame rate of the written videos."""
 
@@ -49,6 +53,7 @@ class DemoConfig:
         validate.positive_int(self.size, "size")
         validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
         validate.choice(self.mode, ("gradual", "direct"), "mode")
+        _check_sampling(self)
         validate.need(validate.is_number(self.fps) and self.fps > 0, f"fps must be a number > 0, got {self.fps!r}")
 
 
@@ -85,9 +90,13 @@ class RenderConfig:
     """Use at most N frames."""
     size: int | None = None
     """Resize so the shorter side is N pixels (default: keep the video's size)."""
-    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g"})
+    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
     """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
     saved model folder."""
+    steps: int | None = None
+    """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
+    guidance: float | None = None
+    """Learned generators: classifier-free guidance scale on the control signal (default: sampling.json, else 1)."""
     seed: int = 0
     """Generator seed."""
     chunk_frames: int = 16
@@ -109,7 +118,19 @@ class RenderConfig:
             validate.positive_int(getattr(self, name), name, optional=True)
         validate.need(self.size is None or self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
         validate.choice(self.mode, ("gradual", "direct"), "mode")
+        _check_sampling(self)
         validate.choice(self.depth_kind, ("metric", "relative", None), "depth_kind")
         validate.choice(self.align_depth, ("auto", "on", "off"), "align_depth")
         validate.need(self.fov is None or (validate.is_number(self.fov) and 1.0 <= self.fov <= 179.0),
                       f"fov must be between 1 and 179 degrees, got {self.fov}")
+
+
+def _check_sampling(config: DemoConfig | RenderConfig) -> None:
+    validate.positive_int(config.steps, "steps", optional=True)
+    validate.need(config.guidance is None or validate.is_number(config.guidance),
+                  f"guidance must be a number, got {config.guidance!r}")
+
+
+def generator_options(config: DemoConfig | RenderConfig) -> dict:
+    """The sampling settings a command passes to :func:`vnvs.generators.get_generator` (those given only)."""
+    return {k: v for k, v in (("steps", config.steps), ("guidance", config.guidance)) if v is not None}

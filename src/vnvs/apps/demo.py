@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 
-from vnvs.apps.config import DemoConfig
+from vnvs.apps.config import DemoConfig, generator_options
 from vnvs.cameras import Cameras
 from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.generators import get_generator
@@ -23,7 +23,7 @@ def run_demo(config: DemoConfig) -> dict:
     """Render a procedural scene's source video, re-render it along the trajectory, score it against
     the exact ground truth and write the outputs. Returns the metrics written to ``metrics.json``."""
     start = time.perf_counter()
-    generator = get_generator(config.generator)
+    generator = get_generator(config.generator, **generator_options(config))
     H = W = int(config.size)
     with progress_bar("demo", total=5, unit="step") as bar:
         scene = generate_scene(config.seed)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vnvs.apps.config import RenderConfig
+from vnvs.apps.config import RenderConfig, generator_options
 from vnvs.apps.novel_view import conditioning_frames
 from vnvs.apps.source_stream import SourceStream
 from vnvs.cameras import Cameras
@@ -171,7 +171,7 @@ def run_render(config: RenderConfig) -> dict:
     """Render the novel view and write ``novel.mp4``, ``conditioning.mp4``, ``side_by_side.mp4``,
     ``trajectory.json`` (and ``depth.npz`` when asked) into ``config.output``. Returns a summary."""
     start_time = time.perf_counter()
-    generator = get_generator(config.generator)
+    generator = get_generator(config.generator, **generator_options(config))
     video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
     N, (H, W) = video.num_frames, video.size
     indices = [video.frame_index(i) for i in range(N)]

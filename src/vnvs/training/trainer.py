@@ -39,6 +39,7 @@ from vnvs.data.dataset import ShardDataset, collate
 from vnvs.errors import InputError
 from vnvs.models import build_model, check_model_spec
 from vnvs.training import checkpoint as ckpt_io
+from vnvs.sampling import SamplingConfig
 from vnvs.training.adapt import fit_batch
 from vnvs.training.config import TrainConfig
 from vnvs.training.data import EpochBatches
@@ -96,6 +97,16 @@ def _freeze(model, config: TrainConfig) -> None:
             p.requires_grad_(False)
     if not any(p.requires_grad for p in model.parameters()):
         raise InputError("the model has no trainable parameters with this config")
+
+
+def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
+    """The sampling settings a model is exported with: the frame size (short side) and frame count it was
+    trained on, and compositing (the warped source kept wherever a source pixel landed), so that
+    ``--generator OUTPUT/model`` samples as it was trained."""
+    batch = collate([dataset.load(0)])
+    _, target = fit_batch(batch["control"], batch["target"], **fit)
+    T, _, H, W = target.shape[1:]
+    return SamplingConfig(resolution=min(H, W), window=T, overlap=max(0, min(4, T // 4)), composite=True)
 
 
 def freeze_unused(model, dataset, fit: dict[str, Any], device: torch.device) -> list[str]:
@@ -302,6 +313,7 @@ class Trainer:
         fit.update(spatial_multiple=int(model.spatial_multiple), temporal_multiple=int(model.temporal_multiple),
                    window=model.window)
         self._fit_args = fit
+        self.sampling = trained_sampling(dataset, fit)
         _freeze(model, config)
         model.train()
         self._fsdp = accelerator.distributed_type == DistributedType.FSDP
@@ -446,6 +458,7 @@ class Trainer:
                 unwrapped.load_state_dict(full)
         if main:
             export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, model_dir)
+            self.sampling.save(model_dir)
             self.config.save(self.output / "train_config.json")
         accelerator.wait_for_everyone()
         return model_dir

@@ -5,7 +5,7 @@ docstring (the string literal under it, as nerfstudio and tyro read them) and wh
 follows its type: ``int``, ``float``, ``str``, ``Path``, ``bool`` (``--x/--no-x``), ``Literal``
 (choices) and ``X | None``. A field whose default is a dataclass is flattened: its fields become
 options of the same command. Field ``metadata`` may add ``short`` (``"-o"``), ``positional``
-(True), ``metavar`` or ``cli=False`` (not an option).
+(True), ``metavar``, ``default_text`` (how ``--help`` names the default) or ``cli=False`` (not an option).
 
 Example:
     >>> import argparse, dataclasses
@@ -129,7 +129,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults
             continue
         required = default is dataclasses.MISSING
         if not required and default is not None and base is not bool:
-            text = f"{text.rstrip('.')}; default {_shown(default)}" if text else f"default {_shown(default)}"
+            shown = f.metadata.get("default_text", _shown(default))
+            text = f"{text.rstrip('.')}; default: {shown}" if text else f"default: {shown}"
         names = [f"--{f.name.replace('_', '-')}"] + ([f.metadata["short"]] if "short" in f.metadata else [])
         parser.add_argument(*names, default=None if required else default, required=required, help=text, **kwargs)
 
