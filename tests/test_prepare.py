@@ -317,6 +317,22 @@ def test_cli_errors(tmp_path, capsys):
     assert exc.value.code == 2
 
 
+def test_cli_runs_that_keep_nothing_fail(videos, tmp_path, capsys):
+    # covis without depth: refused before any work
+    code, _, err = _cli(["prepare", "--input", videos / "in", "--output", tmp_path / "a", "--kind", "covis", *TINY],
+                        capsys)
+    assert code == 2 and "covis samples need a depth file" in err and not (tmp_path / "a").exists()
+    # every input dropped: the summary is printed, then one error line with the reasons, exit 2
+    code, out, err = _cli(["prepare", "--input", videos / "in" / "clip.mp4", "--output", tmp_path / "b",
+                           "--kind", "flow-pairs", "--min-coverage", 1.0, *TINY], capsys)
+    assert code == 2 and json.loads(out.splitlines()[0])["samples"] == 0
+    assert err.startswith("error: no samples were kept from 1 input(s) (dropped: 2 low_coverage")
+    # every input failed
+    code, _, err = _cli(["prepare", "--input", videos / "in" / "corrupt.mp4", "--output", tmp_path / "c",
+                         "--kind", "flow-pairs", *TINY], capsys)
+    assert code == 2 and "error: every input failed (1)" in err and "corrupt.mp4" in err
+
+
 @pytest.mark.slow
 def test_cli_video_kinds_on_ray_match_local(videos, tmp_path, capsys, monkeypatch):
     """Every video kind runs on the Ray engine from the command line and equals the local engine's shards."""

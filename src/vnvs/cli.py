@@ -20,7 +20,7 @@ from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.data.config import PrepareRun
 from vnvs.data.engine import prepare
 from vnvs.data.inputs import collect_inputs
-from vnvs.errors import VnvsError
+from vnvs.errors import InputError, VnvsError
 from vnvs.evaluation.cli import add_eval_parser
 from vnvs.training.cli import add_train_parser, run_train
 from vnvs.utils.argtypes import positive_int as _positive_int
@@ -101,6 +101,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     summary = prepare(items, run.output, run.kind, run.build, seed=run.seed, engine=run.engine, workers=run.workers)
     print(json.dumps(summary.to_dict()))
     print(summary.line())
+    problem = summary.problem()
+    if problem is not None:
+        raise InputError(problem)
     return 0
 
 

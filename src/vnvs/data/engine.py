@@ -59,6 +59,17 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def problem(self) -> str | None:
+        """Why the run produced nothing usable, in one line (None when it did, or had nothing to do)."""
+        if self.failed and not self.done and not self.skipped:
+            first = self.failed_items[0]
+            return f"every input failed ({self.failed}); the first, {first['source']}: {first['error']}"
+        if self.done and not self.samples and not self.total_samples:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.dropped.items())) or "none built"
+            return (f"no samples were kept from {self.done} input(s) (dropped: {reasons}); the thresholds are "
+                    "min_coverage and min_consistency, see docs/data.md")
+        return None
+
     def line(self) -> str:
         failed = f", {self.failed} failed" if self.failed else ""
         return (f"{self.done} of {self.inputs} inputs done now, {self.skipped} already done{failed}; "

@@ -99,6 +99,9 @@ def collect_inputs(input: str | os.PathLike | int, kind: str, limit: int | None 
         raise InputError(f"no videos found in {input!r} (extensions: {' '.join(VIDEO_EXTENSIONS)})")
     if limit is not None:
         resolved = resolved[:limit]
+    if kind == "covis" and depth_dir is None:
+        raise InputError("covis samples need a depth file per video: give depth_dir, a folder of <stem>.npz or "
+                         "<stem>.npy depth files")
     items = []
     for path in resolved:
         try:
