@@ -538,3 +538,17 @@ def test_cli_train_and_errors(data, tmp_path, capsys):
     assert not (tmp_path / "other").exists()
     code, _, err = _cli(["train", "--config", cfg, "--data", data, "--output", out], capsys)
     assert code == 2 and "--resume" in err
+
+
+def test_a_folder_of_prepared_folders_is_one_dataset(data, tmp_path):
+    parent = tmp_path / "data"
+    for name in ("a", "b"):
+        shutil.copytree(data, parent / name)
+    one, both = ShardDataset(data), ShardDataset(parent)
+    assert len(both.samples) == 2 * len(one.samples)
+    assert [s["shard"] for s in both.samples] == [f"{n}/{s['shard']}" for n in ("a", "b") for s in one.samples]
+    assert torch.equal(both.load(len(one.samples))["target"], one.load(0)["target"])
+    with pytest.raises(InputError, match="no flow-pairs samples in .*; prepare kind flow-pairs builds flow-pairs"):
+        ShardDataset(parent, kinds=["flow-pairs"])
+    with pytest.raises(InputError, match="holds no prepared samples"):
+        ShardDataset(tmp_path / "a")  # neither an index nor prepared folders inside

@@ -37,8 +37,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from vnvs.data.schema import GRID_KINDS, PAIR_KINDS, to_float
-from vnvs.data.shards import ShardReader, read_index
+from vnvs.data.schema import GRID_KINDS, PAIR_KINDS, PREPARE_KIND_OF, to_float
+from vnvs.data.shards import ShardReader, read_samples
 from vnvs.errors import InputError
 from vnvs.geometry.control import build_control_signal
 
@@ -72,7 +72,8 @@ class ShardDataset(IterableDataset):
     is still available with :meth:`load`.
 
     Args:
-        root: folder written by ``vnvs prepare`` (with ``index.json``).
+        root: folder written by ``vnvs prepare`` (with ``index.json``), or a folder of such folders
+            (their samples together).
         kinds: sample kinds to keep (default: all, or the keys of ``weights``).
         weights: per-kind mixing weights, e.g. ``{"flow-pairs": 0.8, "synthetic-pairs": 0.2}``. Each
             position of the epoch draws a kind with these probabilities, then takes that kind's next
@@ -95,8 +96,8 @@ class ShardDataset(IterableDataset):
                  drop_last: bool = False, epoch_size: int | None = None, max_open_shards: int = 32):
         super().__init__()
         self.root = Path(root)
-        index = read_index(self.root)
-        present = sorted({s["kind"] for s in index["samples"]})
+        samples = read_samples(self.root)
+        present = sorted({s["kind"] for s in samples})
         if isinstance(kinds, str):
             kinds = [kinds]
         if weights is not None:
@@ -108,9 +109,10 @@ class ShardDataset(IterableDataset):
         if kinds is not None:
             missing = [k for k in kinds if k not in present]
             if missing:
-                raise InputError(f"kinds {missing} not in {self.root} (it has {present or 'no samples'})")
+                raise InputError(f"no {', '.join(missing)} samples in {self.root} (it holds {', '.join(present) or 'none'}); "
+                                 f"{_how_to_make(missing)}")
         keep = set(kinds) if kinds is not None else set(present)
-        self.samples: list[dict[str, Any]] = [s for s in index["samples"] if s["kind"] in keep]
+        self.samples: list[dict[str, Any]] = [s for s in samples if s["kind"] in keep]
         self.kinds = sorted(keep)
         self.weights = None
         if weights is not None:
@@ -233,6 +235,12 @@ class ShardDataset(IterableDataset):
         out["kind"] = kind
         out["meta"] = entry["meta"]
         return out
+
+
+def _how_to_make(kinds: Sequence[str]) -> str:
+    """Which prepare kind builds each of ``kinds``."""
+    made_by = {k: PREPARE_KIND_OF.get(k, k) for k in kinds}
+    return "; ".join(f"prepare kind {p} builds {k}" for k, p in made_by.items())
 
 
 def collate(batch: Iterable[dict[str, Any]]) -> dict[str, Any]:

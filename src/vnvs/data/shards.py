@@ -164,6 +164,24 @@ def write_index(output: str | os.PathLike) -> dict[str, Any]:
     return index
 
 
+def read_samples(root: str | os.PathLike) -> list[dict[str, Any]]:
+    """The sample entries of a prepared folder, or of every prepared folder directly inside ``root``
+    (``data/`` holding ``data/flow``, ``data/synthetic``, ...), in a fixed order; each entry's ``shard``
+    is relative to ``root``.
+
+    Raises:
+        InputError: ``root`` holds no ``index.json`` and no folder inside it does.
+    """
+    root = Path(root)
+    if (root / INDEX_NAME).is_file():
+        return read_index(root)["samples"]
+    parts = sorted(p for p in root.iterdir() if (p / INDEX_NAME).is_file()) if root.is_dir() else []
+    if not parts:
+        raise InputError(f"{root} holds no prepared samples: neither {root / INDEX_NAME} nor a folder with one "
+                         "inside it; prepare training data first")
+    return [dict(s, shard=f"{p.name}/{s['shard']}") for p in parts for s in read_index(p)["samples"]]
+
+
 def read_index(output: str | os.PathLike) -> dict[str, Any]:
     path = Path(output) / INDEX_NAME
     if not path.is_file():

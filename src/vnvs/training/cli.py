@@ -25,7 +25,8 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", default=None,
                    help=f"training preset ({', '.join(PRESETS)}) or a .json/.toml config file "
                         "(optional with --resume: the checkpoint's config)")
-    p.add_argument("--data", "-d", type=Path, required=True, help="folder written by `vnvs prepare` (index.json)")
+    p.add_argument("--data", "-d", type=Path, required=True, help="folder written by `vnvs prepare` (index.json), or a folder of such folders (e.g. data/ "
+                        "holding data/flow and data/synthetic)")
     p.add_argument("--output", "-o", type=Path, required=True, help="run folder (checkpoints, logs, model)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the latest complete checkpoint in OUTPUT (start fresh if there is none)")

@@ -255,8 +255,6 @@ class Trainer:
         check_model_spec(config.model)
         if not data.is_dir():
             raise InputError(f"data folder {data} does not exist")
-        if not (data / "index.json").is_file():
-            raise InputError(f"{data} has no index.json; build training data with `vnvs prepare` first")
         if output.exists() and not output.is_dir():
             raise InputError(f"output {output} exists and is not a folder")
         if config.mixed_precision == "fp16" and not torch.cuda.is_available():
