@@ -183,3 +183,15 @@ def test_render_accepts_every_trajectory_format(clip, tmp_path, capsys):
                                 "--output", out], capsys)
         assert code == 0, (name, err)
         assert read_video(out / "novel.mp4").frames.shape[0] == 8, name
+
+
+def test_docs_cli_md_lists_every_option_as_the_commands_define_them():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("write_cli_doc", root / "scripts" / "write_cli_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs" / "cli.md").read_text() == module.text(), \
+        "docs/cli.md is out of date: run python scripts/write_cli_doc.py"

@@ -51,14 +51,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=_positive_int, default=480, help="image height for presets (default 480)")
     p.add_argument("--width", type=_positive_int, default=480, help="image width for presets (default 480)")
     p.add_argument("--fov", type=float, default=60.0, help="source field of view for presets (default 60)")
-    p.add_argument("--depth", type=float, default=1.0, help="look-at distance for presets (default 1)")
-    p.add_argument("--mode", choices=["gradual", "direct"], default="gradual")
+    p.add_argument("--look-at-depth", "--depth", dest="depth", type=float, default=1.0,
+                   help="distance from the source camera to the point presets orbit (default 1; --depth is the old name)")
+    p.add_argument("--mode", choices=["gradual", "direct"], default="gradual",
+                   help="gradual: reach the full offset at the last frame; direct: full offset from the first frame")
     p.set_defaults(func=_cmd_trajectory)
 
     _add_prepare_parser(sub)
     add_eval_parser(sub)
     add_train_parser(sub).set_defaults(func=_cmd_train)
     return parser
+
+
+def reference_markdown(parser: argparse.ArgumentParser | None = None) -> str:
+    """Every subcommand's options with their meaning and default, as Markdown (``docs/cli.md``)."""
+    parser = parser or build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {a.dest: a.help for a in sub._choices_actions}
+    lines = []
+    for name, p in sub.choices.items():
+        lines += [f"## `vnvs {name}`", "", summaries.get(name, ""), "", "| option | meaning |", "|---|---|"]
+        for action in p._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flags = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{action.dest}` (positional)"
+            text = " ".join((action.help or "").replace("%%", "%").split()).replace("|", "\\|")
+            if action.required and action.option_strings:
+                text += " (required)"
+            lines.append(f"| {flags} | {text} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _add_prepare_parser(sub) -> None:
