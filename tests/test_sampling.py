@@ -309,3 +309,15 @@ def test_sampling_config_round_trips_and_arguments_take_precedence(tmp_path):
     assert SamplingConfig.load(tmp_path) == SamplingConfig(steps=3, resolution=16, composite=True)
     assert SamplingConfig.load(tmp_path).replace(steps=7, window=None).steps == 7
     assert SamplingConfig.load(tmp_path / "missing") == SamplingConfig()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_device_without_cuda_is_refused_not_ignored():
+    from vnvs.utils.device import resolve_device
+
+    with pytest.raises(InputError, match="no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(InputError, match="not a device name"):
+        resolve_device("gpu0")
+    with pytest.raises(InputError, match="no CUDA device"):
+        get_generator("default", device="cuda:0")

@@ -32,6 +32,7 @@ from vnvs.estimators.flow import (
 )
 from vnvs.geometry.warp import backward_warp, correspondence_from_flow
 from vnvs.io.depth import load_depth
+from vnvs.utils.device import resolve_device
 from vnvs.synthetic import render_depth
 
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -142,9 +143,9 @@ class TransformersDepth:
         if net is None:
             raise MissingDependencyError(
                 f"depth model {self.model} is not in the Hugging Face cache and could not be downloaded; "
-                f"fetch it once while online (`hf download {self.model}`), or pass a local model folder "
-                "(--depth DIR) or a depth file with one map per frame (--depth FILE.npz)")
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+                f"fetch it once while online (`hf download {self.model}`), or use a local model folder "
+                "or a depth file with one map per frame instead")
+        device = resolve_device(self.device)
         self._net = net.eval().to(device)
         cfg = net.config
         if self.metric is None:

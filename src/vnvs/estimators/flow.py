@@ -21,6 +21,7 @@ import torch
 
 from vnvs.errors import InputError, MissingDependencyError
 from vnvs.geometry.warp import backward_warp, correspondence_from_flow
+from vnvs.utils.device import resolve_device
 
 
 class FlowEstimator(Protocol):
@@ -128,7 +129,7 @@ class RAFTFlow:
     def _load(self):
         from torchvision.models.optical_flow import raft_large, raft_small
 
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(self.device)
         model = (raft_large if self.variant == "large" else raft_small)(weights=None)
         model.load_state_dict(torch.load(self._path, map_location="cpu", weights_only=True))
         self._model = model.eval().to(device)

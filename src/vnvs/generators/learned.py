@@ -44,6 +44,7 @@ from vnvs.geometry.control import (
 )
 from vnvs.models import NovelViewModel
 from vnvs.sampling import NovelViewPipeline, SamplingConfig
+from vnvs.utils.device import resolve_device
 
 MODEL_FILES = ("config.json", "model.safetensors")
 """Files that make a folder a saved model (``NovelViewModel.save_pretrained``)."""
@@ -88,10 +89,6 @@ CRACK_PASSES = 2
 """Passes of :func:`vnvs.geometry.control.fill_cracks` before compositing (two close cracks up to two pixels wide)."""
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 class LearnedGenerator:
     """A trained :class:`vnvs.models.NovelViewModel` behind the :class:`vnvs.generators.Generator` interface.
 
@@ -131,7 +128,7 @@ class LearnedGenerator:
             loaded = model
         sampling = sampling.replace(steps=steps, guidance=guidance, shift=shift, resolution=resolution, window=window,
                                     overlap=overlap, composite=composite)
-        device = torch.device(device) if device is not None else _default_device()
+        device = resolve_device(device)
         loaded = loaded.to(device=device, dtype=dtype) if dtype is not None else loaded.to(device=device)
         loaded.eval()
         self.model = loaded

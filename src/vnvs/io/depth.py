@@ -197,8 +197,8 @@ def _checked(arr: np.ndarray, mask: np.ndarray | None, path: Path, allow_invalid
         n_other = int(bad.sum()) - int(fb.sum())
         more = f" (and {n_other} more in later frames)" if n_other else ""
         raise DepthError(
-            f"depth file {path} has {what} values in frame {t + first_frame}{more}; pass allow_invalid=True "
-            f"or store a 'valid' mask to mark them invalid"
+            f"depth file {path} has {what} values in frame {t + first_frame}{more}; store a boolean 'valid' array "
+            f"in the .npz that marks them invalid"
         )
     valid &= ok
     depth = np.where(valid, depth, np.float32(0.0)).astype(np.float32, copy=False)
