@@ -185,6 +185,34 @@ def test_render_accepts_every_trajectory_format(clip, tmp_path, capsys):
         assert read_video(out / "novel.mp4").frames.shape[0] == 8, name
 
 
+def test_a_preset_written_to_a_file_renders_exactly_as_the_preset(clip, tmp_path, capsys):
+    root, _ = clip
+    spec = "orbit:15+dolly:0.2"
+    code, _, err = run_cli(["trajectory", spec, "--output", tmp_path / "t.json"], capsys)
+    assert code == 0, err
+    outs = []
+    for name, trajectory in (("preset", spec), ("file", tmp_path / "t.json")):
+        code, _, err = run_cli(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", trajectory,
+                                "-g", "warp", "--output", tmp_path / name], capsys)
+        assert code == 0, err
+        outs.append(read_video(tmp_path / name / "novel.mp4").frames)
+    assert outs[0].shape[0] == 8 and torch.equal(outs[0], outs[1])
+
+
+def test_trajectory_command_frames_and_output_format(tmp_path, capsys):
+    from vnvs.cameras import Cameras
+    from vnvs.cameras.converters import write_colmap_text
+    from vnvs.cameras.presets import make_preset_trajectory
+
+    traj = make_preset_trajectory("orbit:10", Cameras.static(3, 48, 64), 2.0)
+    write_colmap_text(traj, tmp_path / "colmap")
+    code, out, err = run_cli(["trajectory", tmp_path / "colmap", "--output", tmp_path / "c.json"], capsys)
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "c.json").read_text())["frames"]) == 3  # the file's cameras, not 49
+    code, _, err = run_cli(["trajectory", "orbit:10", "--output", tmp_path / "o.txt"], capsys)
+    assert code == 2 and "name the output *.json" in err and not (tmp_path / "o.txt").exists()
+
+
 def test_docs_cli_md_lists_every_option_as_the_commands_define_them():
     import importlib.util
     from pathlib import Path

@@ -16,11 +16,11 @@ from vnvs.apps.config import DemoConfig, RenderConfig
 from vnvs.apps.demo import run_demo
 from vnvs.apps.render import run_render
 from vnvs.cameras import Cameras
-from vnvs.cameras.resolve import resolve_trajectory
+from vnvs.cameras.resolve import read_camera_file, resolve_trajectory
 from vnvs.data.config import PrepareRun
 from vnvs.data.engine import prepare
 from vnvs.data.inputs import collect_inputs
-from vnvs.errors import InputError, VnvsError
+from vnvs.errors import InputError, TrajectoryError, VnvsError
 from vnvs.evaluation.cli import add_eval_parser
 from vnvs.training.cli import add_train_parser, run_train
 from vnvs.utils.argtypes import positive_int as _positive_int
@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trajectory", help="write a preset or convert a camera file to a vnvs trajectory JSON")
     p.add_argument("spec", help="preset NAME:PARAMS or a camera/trajectory file")
     p.add_argument("--output", "-o", type=Path, required=True, help="trajectory JSON to write")
-    p.add_argument("--frames", type=_positive_int, default=49, help="number of frames (default 49)")
+    p.add_argument("--frames", type=_positive_int, default=None,
+                   help="number of frames (default: 49 for a preset, the file's own count for a camera file)")
     p.add_argument("--height", type=_positive_int, default=480, help="image height for presets (default 480)")
     p.add_argument("--width", type=_positive_int, default=480, help="image width for presets (default 480)")
     p.add_argument("--fov", type=float, default=60.0, help="source field of view for presets (default 60)")
@@ -109,7 +110,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_trajectory(args: argparse.Namespace) -> int:
-    source = Cameras.static(args.frames, args.height, args.width, fov_deg=args.fov)
+    if args.output.suffix.lower() != ".json":
+        raise InputError(f"{args.output}: a vnvs trajectory is written as JSON; name the output *.json")
+    frames = args.frames
+    if frames is None:  # presets: 49 frames; camera files: as many as they hold
+        try:
+            frames = len(read_camera_file(args.spec, (args.height, args.width)))
+        except TrajectoryError:
+            frames = 49
+    source = Cameras.static(frames, args.height, args.width, fov_deg=args.fov)
     traj = resolve_trajectory(args.spec, source, args.depth, mode=args.mode)
     traj.save(args.output)
     print(f"wrote {args.output} ({len(traj.w2c)} frames, {traj.height}x{traj.width})")

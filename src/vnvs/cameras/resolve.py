@@ -28,6 +28,10 @@ def resolve_trajectory(
     (folder with ``cameras.txt`` and ``images.txt``, ``sparse/0`` inside it, or ``images.txt``);
     a MegaSaM-style ``.npz``; a TrajectoryCrafter theta/phi/r ``.txt``.
 
+    A vnvs JSON written from a preset (its ``meta`` names the ``preset`` and ``mode``) is relative too: the
+    preset is applied to ``source`` and ``look_at_depth``, so the file renders exactly as the preset does
+    (remove ``meta.preset`` to use the file's absolute poses).
+
     Frame count: relative inputs (presets, TrajectoryCrafter text) give one frame per source frame;
     absolute inputs (all other files) are resampled to ``num_frames`` (default ``len(source)``)
     when their frame count differs; presets too are resampled when ``num_frames`` differs.
@@ -70,6 +74,10 @@ def resolve_trajectory(
         traj = converters.read_trajcrafter_txt(target, source, look_at_depth)
         return traj.resample(n_out) if n_out != len(traj) else traj
     traj = _read_absolute(kind, target, (source.height, source.width))
+    preset = traj.meta.get("preset") if kind == "vnvs" else None
+    if isinstance(preset, str):  # written from a preset: relative to the source, applied as the preset is
+        traj = presets.make_preset_trajectory(preset, source, look_at_depth, mode=traj.meta.get("mode", mode))
+        return traj.resample(n_out) if n_out != len(traj) else traj
     traj.meta.setdefault("source", text)
     traj.meta.setdefault("kind", kind)
     if size == "source" and (traj.height, traj.width) != (source.height, source.width):
