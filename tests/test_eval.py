@@ -142,10 +142,11 @@ def test_real_benchmark_on_prepared_flow_pairs(flow_pairs, tmp_path, capsys):
 
 def test_real_benchmark_without_samples(real_clip, tmp_path, capsys):
     empty = tmp_path / "empty"
-    # offsets longer than the clip: every candidate is dropped, the folder holds no samples
+    # offsets longer than the clip: every candidate is dropped; prepare says so (exit 2) and the folder's index
+    # holds no samples
     assert main(["prepare", "--input", str(real_clip), "--output", str(empty), "--kind", "flow-pairs", "--size", "32",
-                 "--clip-frames", "3", "--min-offset", "400", "--max-offset", "400", "--workers", "1"]) == 0
-    capsys.readouterr()
+                 "--clip-frames", "3", "--min-offset", "400", "--max-offset", "400", "--workers", "1"]) == 2
+    assert "no samples were kept" in capsys.readouterr().err and (empty / "index.json").is_file()
     code = main(["eval", "--benchmark", "real", "--data", str(empty), "--methods", "warp", "--output", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "flow-pairs" in err

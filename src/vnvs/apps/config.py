@@ -30,7 +30,7 @@ class DemoConfig:
     frames: int = 49
     """Number of frames of the source video."""
     size: int = 256
-    """Height and width of the frames in pixels."""
+    """Shorter side of the frames in pixels (procedural scenes are square: N x N)."""
     trajectory: str = field(default="orbit:30", metadata={"short": "-t"})
     """Target camera path: a preset NAME:PARAMS (orbit, arc, dolly, pan, tilt, zoom, translate, spiral, bullet;
     combine with '+') or a trajectory file (see docs/trajectories.md)."""
@@ -89,7 +89,7 @@ class RenderConfig:
     max_frames: int | None = None
     """Use at most N frames."""
     size: int | None = None
-    """Resize so the shorter side is N pixels (default: keep the video's size)."""
+    """Shorter side of the frames in pixels, the aspect ratio kept (default: the video's size)."""
     generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
     """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
     saved model folder."""

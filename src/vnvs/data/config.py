@@ -16,7 +16,7 @@ class PrepareConfig:
     """How samples are cut from inputs."""
 
     size: int = 256
-    """Height and width of stored frames (videos are resized on the short side and centre-cropped)."""
+    """Shorter side of the stored frames in pixels; videos are then centre-cropped to N x N."""
     clip_frames: int = 16
     """Frames per clip (T)."""
     frame_stride: int = 1

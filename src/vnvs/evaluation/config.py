@@ -19,7 +19,7 @@ class EvalConfig:
 
     benchmark: Literal["synthetic", "real"] = field(default="synthetic", metadata={"short": "-b"})
     """synthetic: held-out procedural scenes with exact ground truth; real: prepared flow pairs of held-out videos."""
-    methods: str = field(default="warp,warp+inpaint", metadata={"short": "-m"})
+    methods: str = field(default="warp,warp+inpaint,default", metadata={"short": "-m"})
     """Comma-separated generators (warp, warp+inpaint, default, or a saved model folder); LABEL=NAME names one
     in the report."""
     output: Path = field(default=Path("vnvs_eval"), metadata={"short": "-o"})
@@ -31,7 +31,7 @@ class EvalConfig:
     frames: int = 25
     """synthetic: frames per source video."""
     size: int = 128
-    """synthetic: frame height and width."""
+    """synthetic: shorter side of the frames in pixels (procedural scenes are square: N x N)."""
     trajectory: str = field(default="random", metadata={"short": "-t"})
     """synthetic: random (a random orbit + arc + dolly per scene, as in training) or a preset (orbit:30, ...) or
     trajectory file used for every scene."""

@@ -44,7 +44,7 @@ def parse_methods(text: str | list[str]) -> list[Method]:
             label = p.resolve().name if p.is_dir() else spec
         methods.append(Method(label, spec))
     if not methods:
-        raise InputError("--methods is empty; give e.g. warp,warp+inpaint")
+        raise InputError("the method list is empty; give e.g. warp,warp+inpaint,default")
     labels = [m.label for m in methods]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
