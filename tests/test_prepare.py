@@ -224,7 +224,7 @@ def test_dataset_mixing_weights(prepared):
     only = ShardDataset(prepared, weights={"synthetic-pairs": 1.0})
     assert len(only) == 8 and {x["kind"] for x in only} == {"synthetic-pairs"}
     assert {x["kind"] for x in ShardDataset(prepared, kinds=["flow-pairs"])} == {"flow-pairs"}
-    with pytest.raises(InputError, match="not in"):
+    with pytest.raises(InputError, match="no affine4d samples in"):
         ShardDataset(prepared, kinds=["affine4d"])
 
 

@@ -387,7 +387,7 @@ def test_resume_reproduces_the_uninterrupted_run(straight, data, tmp_path):
     out, _ = straight
     first = train(tiny(max_steps=3), data, tmp_path)
     assert first.steps == 3
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="resume it to continue"):
         train(tiny(), data, tmp_path)
     with pytest.raises(InputError, match="differs from the checkpoint's in lr"):
         train(tiny(lr=1e-2), data, tmp_path, resume=True)
@@ -527,7 +527,7 @@ def test_cli_train_and_errors(data, tmp_path, capsys):
     cases = [
         (["--config", "nope", "--data", data], "neither a training preset"),
         (["--config", cfg, "--data", tmp_path / "missing"], "does not exist"),
-        (["--config", "dit-small", "--data", data], "not in"),
+        (["--config", "dit-small", "--data", data], "no flow-pairs samples in"),
         (["--data", data], "--config is required"),
     ]
     (tmp_path / "bad.toml").write_text("lr = [")
@@ -537,7 +537,7 @@ def test_cli_train_and_errors(data, tmp_path, capsys):
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "other").exists()
     code, _, err = _cli(["train", "--config", cfg, "--data", data, "--output", out], capsys)
-    assert code == 2 and "--resume" in err
+    assert code == 2 and "resume it to continue" in err
 
 
 def test_a_folder_of_prepared_folders_is_one_dataset(data, tmp_path):

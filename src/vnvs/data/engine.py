@@ -191,7 +191,7 @@ def prepare(items: list[WorkItem], output: str | os.PathLike, kind: str, config:
     if engine not in ENGINES:
         raise InputError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if workers is not None and workers <= 0:
-        raise InputError(f"--workers must be positive, got {workers}")
+        raise InputError(f"workers must be positive, got {workers}")
     config = config or PrepareConfig()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)

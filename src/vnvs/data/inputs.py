@@ -81,14 +81,14 @@ def collect_inputs(input: str | os.PathLike | int, kind: str, limit: int | None 
     if kind not in PREPARE_KINDS:
         raise InputError(f"unknown kind {kind!r}; expected one of {', '.join(PREPARE_KINDS)}")
     if limit is not None and limit <= 0:
-        raise InputError(f"--limit must be positive, got {limit}")
+        raise InputError(f"limit must be positive, got {limit}")
     if kind == "synthetic":
         try:
             count = int(str(input))
         except ValueError:
-            raise InputError(f"for --kind synthetic, --input is a number of scenes, got {input!r}") from None
+            raise InputError(f"for kind synthetic, the input is a number of scenes, got {input!r}") from None
         if count <= 0:
-            raise InputError(f"for --kind synthetic, --input must be a positive number of scenes, got {count}")
+            raise InputError(f"for kind synthetic, the input must be a positive number of scenes, got {count}")
         count = count if limit is None else min(count, limit)
         return [WorkItem(key=item_key(kind, f"scene:{s}", config, seed, f"scene{s:06d}"), scene=s)
                 for s in range(count)]

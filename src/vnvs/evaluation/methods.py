@@ -38,7 +38,7 @@ def parse_methods(text: str | list[str]) -> list[Method]:
         label, sep, spec = item.partition("=")
         label, spec = (label.strip(), spec.strip()) if sep else ("", item)
         if sep and (not label or not spec):
-            raise InputError(f"--methods entry {item!r} must be NAME or LABEL=NAME")
+            raise InputError(f"method {item!r} must be NAME or LABEL=NAME")
         if not label:
             p = Path(spec)
             label = p.resolve().name if p.is_dir() else spec
@@ -48,7 +48,7 @@ def parse_methods(text: str | list[str]) -> list[Method]:
     labels = [m.label for m in methods]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
-        raise InputError(f"--methods names {', '.join(dupes)} more than once; give aliases (LABEL=NAME)")
+        raise InputError(f"the method list names {', '.join(dupes)} more than once; give aliases (LABEL=NAME)")
     return methods
 
 

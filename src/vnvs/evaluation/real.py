@@ -37,9 +37,9 @@ def run_real(generators: dict[str, object], specs: dict[str, str], data: str | o
         Sample descriptions and ``{label: {"spec", "generator", "items": [metrics per sample]}}``.
     """
     if kind not in PAIR_KINDS:
-        raise InputError(f"--kind must be a pair kind ({', '.join(PAIR_KINDS)}), got {kind!r}")
+        raise InputError(f"kind must be a pair kind ({', '.join(PAIR_KINDS)}), got {kind!r}")
     if data is None:
-        raise InputError("the real benchmark needs --data DIR (a folder prepared by vnvs prepare --kind flow-pairs)")
+        raise InputError("the real benchmark needs data: a folder of flow pairs made by prepare (kind flow-pairs)")
     ds = ShardDataset(data, kinds=[kind], shuffle=False, fields=["control", "target"])
     n = len(ds.samples) if limit is None else min(len(ds.samples), int(limit))
     if n == 0:

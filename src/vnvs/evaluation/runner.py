@@ -17,7 +17,7 @@ def run_eval(config: EvalConfig) -> dict:
     if config.benchmark == "synthetic":
         synthetic.eval_scene_numbers(config.scenes or DEFAULT_SCENES, config.seed)  # validate before loading models
     elif config.data is None:
-        raise InputError("--benchmark real needs --data DIR (a folder prepared by vnvs prepare --kind flow-pairs)")
+        raise InputError("the real benchmark needs data: a folder of flow pairs made by prepare (kind flow-pairs)")
     options = {k: v for k, v in (("steps", config.steps), ("guidance", config.guidance),
                                  ("device", config.device)) if v is not None}
     options.update(config.extra)

@@ -66,11 +66,11 @@ def eval_scene_numbers(count: int, seed: int = 0) -> list[int]:
     """
     count, seed = int(count), int(seed)
     if count < 1:
-        raise InputError(f"--scenes must be positive, got {count}")
+        raise InputError(f"scenes must be positive, got {count}")
     if count > EVAL_SEED_STRIDE:
-        raise InputError(f"--scenes must be at most {EVAL_SEED_STRIDE}, got {count}")
+        raise InputError(f"scenes must be at most {EVAL_SEED_STRIDE}, got {count}")
     if not 0 <= seed < MAX_EVAL_SEED:
-        raise InputError(f"--seed must be in [0, {MAX_EVAL_SEED}) for the synthetic benchmark, got {seed}")
+        raise InputError(f"seed must be in [0, {MAX_EVAL_SEED}) for the synthetic benchmark, got {seed}")
     start = EVAL_SCENE_BASE + seed * EVAL_SEED_STRIDE
     return list(range(start, start + count))
 

@@ -23,9 +23,9 @@ class SamplingConfig:
 
     Example:
         >>> import tempfile
-        >>> folder = tempfile.mkdtemp()
-        >>> SamplingConfig(steps=4, resolution=64, composite=True).save(folder)
-        >>> SamplingConfig.load(folder).steps
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = SamplingConfig(steps=4, resolution=64, composite=True).save(folder)
+        ...     SamplingConfig.load(folder).steps
         4
     """
 

@@ -261,7 +261,7 @@ class Trainer:
             raise InputError("mixed_precision fp16 needs a GPU; use bf16 or no on the CPU")
         existing = ckpt_io.latest_checkpoint(output)
         if existing is not None and not self.resume_requested:
-            raise InputError(f"{output} already holds checkpoints (latest {existing.name}); pass --resume to continue, "
+            raise InputError(f"{output} already holds checkpoints (latest {existing.name}); resume it to continue, "
                              "or choose a new output folder")
         if self.resume_requested and existing is not None:
             changed = config.differences(ckpt_io.read_config(existing))
