@@ -374,7 +374,7 @@ def test_errors(clip, tmp_path, capsys, monkeypatch):
     expect_error(base + depth + ["--trajectory", "pan:100"], capsys, "away from the scene", out)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     expect_error(base + ["--depth", "no-such-org/no-such-depth-model"], capsys, "no-such-org/no-such-depth-model", out)
-    expect_error(base + ["--depth", "no-such-org/no-such-depth-model"], capsys, "--depth FILE", out)
+    expect_error(base + ["--depth", "no-such-org/no-such-depth-model"], capsys, "a depth file with one map per frame", out)
     np.save(tmp_path / "short.npy", video.depth[:7].numpy())
     expect_error(base + ["--depth", tmp_path / "short.npy"], capsys, "holds 7 maps", out)
     bad = video.depth.clone()
