@@ -183,3 +183,28 @@ def test_render_accepts_every_trajectory_format(clip, tmp_path, capsys):
                                 "--output", out], capsys)
         assert code == 0, (name, err)
         assert read_video(out / "novel.mp4").frames.shape[0] == 8, name
+
+
+def test_render_with_the_mesh_renderer_warns_for_the_shipped_model(clip, tmp_path, capsys):
+    root, _ = clip
+    base = ["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", "dolly:0.2", "--max-frames", "4"]
+    code, _, err = run_cli(base + ["--renderer", "mesh", "--output", tmp_path / "mesh"], capsys)
+    assert code == 0, err
+    for name in ("novel.mp4", "conditioning.mp4", "side_by_side.mp4", "trajectory.json"):
+        assert (tmp_path / "mesh" / name).stat().st_size > 0
+    assert "warning:" in err and "trained with the zbuffer renderer" in err  # the shipped model's sampling.json
+    code, _, err = run_cli(base + ["--renderer", "zbuffer", "--output", tmp_path / "zb"], capsys)
+    assert code == 0, err
+    assert "trained with" not in err
+    code, _, err = run_cli(base + ["--renderer", "mesh", "--generator", "warp", "--output", tmp_path / "warp"], capsys)
+    assert code == 0 and "trained with" not in err  # classical generators read any conditioning
+    cond = {k: read_video(tmp_path / k / "conditioning.mp4").frames for k in ("mesh", "zb")}
+    assert cond["mesh"].shape == cond["zb"].shape and not torch.equal(cond["mesh"], cond["zb"])
+
+
+def test_render_rejects_an_unknown_renderer(clip, tmp_path, capsys):
+    root, _ = clip
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it with a one-line error
+        run_cli(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--renderer", "nope",
+                 "--output", tmp_path], capsys)
+    assert exc.value.code == 2 and "--renderer" in capsys.readouterr().err

@@ -9,11 +9,16 @@ from typing import Literal
 
 from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
 from vnvs.generators import DEFAULT_GENERATOR
+from vnvs.geometry.control import RENDERERS
 from vnvs.utils import validate
 
 Mode = Literal["gradual", "direct"]
 """How a preset trajectory is traversed: ``gradual`` reaches the full offset at the last frame, ``direct``
 starts with it."""
+
+DEFAULT_RENDERER = "zbuffer"
+"""Renderer of the control signal by default: the one that scored best with the default generator in the loop
+(``benchmarks/renderers.py``, see BENCHMARKS.md)."""
 
 MAX_SIDE = 8192
 """Largest frame side a command accepts (a 8K frame; beyond it the buffers alone need tens of GB)."""
@@ -90,6 +95,10 @@ class RenderConfig:
     saved model folder."""
     seed: int = 0
     """Generator seed."""
+    renderer: Literal["zbuffer", "mesh"] = DEFAULT_RENDERER
+    """How source frames are carried to the target cameras for the conditioning: zbuffer (one point per
+    pixel, as the shipped model was trained) or mesh (the depth mesh: no cracks, sub-pixel correspondence;
+    see docs/render.md)."""
     chunk_frames: int = 16
     """Frames per chunk through depth, rendering and generation (halved on GPU out-of-memory)."""
     save_depth: bool = False
@@ -111,5 +120,6 @@ class RenderConfig:
         validate.choice(self.mode, ("gradual", "direct"), "mode")
         validate.choice(self.depth_kind, ("metric", "relative", None), "depth_kind")
         validate.choice(self.align_depth, ("auto", "on", "off"), "align_depth")
+        validate.choice(self.renderer, RENDERERS, "renderer")
         validate.need(self.fov is None or (validate.is_number(self.fov) and 1.0 <= self.fov <= 179.0),
                       f"fov must be between 1 and 179 degrees, got {self.fov}")

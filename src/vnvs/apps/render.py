@@ -1,7 +1,7 @@
 """``vnvs render``: a user's video -> depth -> novel view along a trajectory, streamed in chunks.
 
 Frames flow through decoding, depth (a model or a file, aligned to one scale when relative),
-z-buffer rendering and generation a chunk at a time, and the outputs are encoded as they come, so
+rendering (z-buffer splat or depth mesh) and generation a chunk at a time, and the outputs are encoded as they come, so
 peak memory does not grow with the video's length. Source frames are kept only until no later
 target frame needs them (target time indices that only move forward, as every preset's do); a
 trajectory whose time indices go back keeps the source frames and depth in memory-mapped files in
@@ -172,6 +172,7 @@ def run_render(config: RenderConfig) -> dict:
     ``trajectory.json`` (and ``depth.npz`` when asked) into ``config.output``. Returns a summary."""
     start_time = time.perf_counter()
     generator = get_generator(config.generator)
+    _check_renderer(generator, config.renderer)
     video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
     N, (H, W) = video.num_frames, video.size
     indices = [video.frame_index(i) for i in range(N)]
@@ -201,9 +202,17 @@ def run_render(config: RenderConfig) -> dict:
         source.close()
         depth.close()
     return {"frames": written, "source_frames": source.decoded, "height": traj.height, "width": traj.width,
-            "generator": generator.name, "depth": depth.name, "depth_kind": depth.kind,
+            "generator": generator.name, "renderer": config.renderer, "depth": depth.name, "depth_kind": depth.kind,
             "depth_aligned": depth.align, "coverage": coverage, "files": names,
             "seconds": time.perf_counter() - start_time}
+
+
+def _check_renderer(generator, renderer: str) -> None:
+    """Warn when a learned generator was trained on a control signal of another renderer (its ``sampling.json``)."""
+    trained = getattr(getattr(generator, "sampling", None), "renderer", None)
+    if trained is not None and trained != renderer:
+        log.warning("generator %s was trained with the %s renderer but renderer is %s; its conditioning will not "
+                    "look like its training pairs", generator.name, trained, renderer)
 
 
 def _look_at(source: SourceStream) -> float:
@@ -266,7 +275,7 @@ def _render(source: SourceStream, cameras: Cameras, traj: Trajectory, generator,
             ti = times[s:e]
             frames, depth, valid = source.get(ti)
             control = render_control(frames, depth, cameras.K[ti], cameras.w2c[ti], traj.K[s:e], traj.w2c[s:e],
-                                     (traj.height, traj.width), valid=valid)
+                                     (traj.height, traj.width), valid=valid, renderer=config.renderer)
             novel = windows.blend(_generate(generator, control, config.seed + s, retry))
             k = novel.shape[0]
             mask = control_mask(control[:k])
