@@ -16,9 +16,9 @@ Mode = Literal["gradual", "direct"]
 """How a preset trajectory is traversed: ``gradual`` reaches the full offset at the last frame, ``direct``
 starts with it."""
 
-DEFAULT_RENDERER = "zbuffer"
+DEFAULT_RENDERER = "mesh"
 """Renderer of the control signal by default: the one that scored best with the default generator in the loop
-(``benchmarks/renderers.py``, see BENCHMARKS.md)."""
+(``benchmarks/renderers.py``, see BENCHMARKS.md), although that model was trained on z-buffer pairs."""
 
 MAX_SIDE = 8192
 """Largest frame side a command accepts (a 8K frame; beyond it the buffers alone need tens of GB)."""
@@ -96,9 +96,9 @@ class RenderConfig:
     seed: int = 0
     """Generator seed."""
     renderer: Literal["zbuffer", "mesh"] = DEFAULT_RENDERER
-    """How source frames are carried to the target cameras for the conditioning: zbuffer (one point per
-    pixel, as the shipped model was trained) or mesh (the depth mesh: no cracks, sub-pixel correspondence;
-    see docs/render.md)."""
+    """How source frames are carried to the target cameras for the conditioning: mesh (the depth mesh: no
+    cracks, sub-pixel correspondence) or zbuffer (one point per pixel, what the shipped model was trained
+    on); see docs/render.md."""
     chunk_frames: int = 16
     """Frames per chunk through depth, rendering and generation (halved on GPU out-of-memory)."""
     save_depth: bool = False

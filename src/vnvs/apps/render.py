@@ -172,7 +172,6 @@ def run_render(config: RenderConfig) -> dict:
     ``trajectory.json`` (and ``depth.npz`` when asked) into ``config.output``. Returns a summary."""
     start_time = time.perf_counter()
     generator = get_generator(config.generator)
-    _check_renderer(generator, config.renderer)
     video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
     N, (H, W) = video.num_frames, video.size
     indices = [video.frame_index(i) for i in range(N)]
@@ -188,6 +187,7 @@ def run_render(config: RenderConfig) -> dict:
         traj = resolve_trajectory(config.trajectory, cameras, look_at, mode=config.mode)
         _check_trajectory(traj, cameras, look_at, N)
         outputs = _Outputs(Path(config.output), video.fps, config.save_depth, (N, H, W))
+        _check_renderer(generator, config.renderer)  # once the inputs are known to be usable
         source.keep(None if _moves_forward(traj) else outputs.scratch(), outputs.write_depth if config.save_depth else None)
         written, coverage = _render(source, cameras, traj, generator, config, outputs)
         if config.save_depth:
@@ -211,8 +211,8 @@ def _check_renderer(generator, renderer: str) -> None:
     """Warn when a learned generator was trained on a control signal of another renderer (its ``sampling.json``)."""
     trained = getattr(getattr(generator, "sampling", None), "renderer", None)
     if trained is not None and trained != renderer:
-        log.warning("generator %s was trained with the %s renderer but renderer is %s; its conditioning will not "
-                    "look like its training pairs", generator.name, trained, renderer)
+        log.warning("generator %s was trained with the %s renderer but renderer is %s: its conditioning differs "
+                    "from its training pairs (renderer %s matches them)", generator.name, trained, renderer, trained)
 
 
 def _look_at(source: SourceStream) -> float:
