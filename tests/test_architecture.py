@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "vnvs"
 
-LAZY_ALLOWED = {"geometry/splat.py"}
-"""Modules that may import vnvs code inside a function: the splat loads its numba kernels (and numba's
+LAZY_ALLOWED = {"geometry/splat.py", "geometry/mesh_render.py"}
+"""Modules that may import vnvs code inside a function: the splat and the mesh renderer load their numba kernels (and numba's
 compile cache) only when the CPU fast path runs."""
 
 

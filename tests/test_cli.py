@@ -223,3 +223,30 @@ def test_docs_cli_md_lists_every_option_as_the_commands_define_them():
     spec.loader.exec_module(module)
     assert (root / "docs" / "cli.md").read_text() == module.text(), \
         "docs/cli.md is out of date: run python scripts/write_cli_doc.py"
+
+
+def test_render_with_the_mesh_renderer_warns_for_the_shipped_model(clip, tmp_path, capsys):
+    root, _ = clip
+    base = ["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", "dolly:0.2", "--max-frames", "4"]
+    code, _, err = run_cli(base + ["--renderer", "mesh", "--output", tmp_path / "mesh"], capsys)
+    assert code == 0, err
+    for name in ("novel.mp4", "conditioning.mp4", "side_by_side.mp4", "trajectory.json"):
+        assert (tmp_path / "mesh" / name).stat().st_size > 0
+    assert "warning:" in err and "trained with the zbuffer renderer" in err  # the shipped model's sampling.json
+    code, _, err = run_cli(base + ["--renderer", "zbuffer", "--output", tmp_path / "zb"], capsys)
+    assert code == 0, err
+    assert "trained with" not in err
+    code, out, err = run_cli(base + ["--output", tmp_path / "default"], capsys)  # the default: mesh, no warning
+    assert code == 0 and "trained with" not in err and json.loads(out.splitlines()[0])["renderer"] == "mesh"
+    code, _, err = run_cli(base + ["--renderer", "mesh", "--generator", "warp", "--output", tmp_path / "warp"], capsys)
+    assert code == 0 and "trained with" not in err  # classical generators read any conditioning
+    cond = {k: read_video(tmp_path / k / "conditioning.mp4").frames for k in ("mesh", "zb")}
+    assert cond["mesh"].shape == cond["zb"].shape and not torch.equal(cond["mesh"], cond["zb"])
+
+
+def test_render_rejects_an_unknown_renderer(clip, tmp_path, capsys):
+    root, _ = clip
+    with pytest.raises(SystemExit) as exc:  # argparse refuses it with a one-line error
+        run_cli(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--renderer", "nope",
+                 "--output", tmp_path], capsys)
+    assert exc.value.code == 2 and "--renderer" in capsys.readouterr().err

@@ -314,7 +314,8 @@ def test_training_run_outputs(straight, data, tmp_path):
     # the exported model is the EMA of the last checkpoint, loadable by generators
     model = NovelViewModel.from_pretrained(out / "model")
     # ... sampled as trained: 16x16 samples cut to max_frames 2, compositing
-    assert SamplingConfig.load(out / "model") == SamplingConfig(resolution=16, window=2, overlap=0, composite=True)
+    assert SamplingConfig.load(out / "model") == SamplingConfig(resolution=16, window=2, overlap=0, composite=True,
+                                                                renderer="zbuffer")
     exported = {k: v for k, v in model.state_dict().items()}
     ema = load_file(str(out / "checkpoints" / "step-00000006" / "ema.safetensors"))
     raw = _weights(out / "checkpoints" / "step-00000006")

@@ -9,11 +9,16 @@ from typing import Literal
 
 from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
 from vnvs.generators import DEFAULT_GENERATOR
+from vnvs.geometry.control import RENDERERS
 from vnvs.utils import validate
 
 Mode = Literal["gradual", "direct"]
 """How a preset trajectory is traversed: ``gradual`` reaches the full offset at the last frame, ``direct``
 starts with it."""
+
+DEFAULT_RENDERER = "mesh"
+"""Renderer of the control signal by default: the one that scored best with the default generator in the loop
+(``benchmarks/renderers.py``, see BENCHMARKS.md), although that model was trained on z-buffer pairs."""
 
 MAX_SIDE = 8192
 """Largest frame side a command accepts (a 8K frame; beyond it the buffers alone need tens of GB)."""
@@ -99,6 +104,11 @@ class RenderConfig:
     """Learned generators: classifier-free guidance scale on the control signal (default: sampling.json, else 1)."""
     seed: int = 0
     """Generator seed."""
+    renderer: Literal["zbuffer", "mesh"] | None = field(
+        default=None, metadata={"default_text": f"{DEFAULT_RENDERER} (the best measured with the shipped model)"})
+    """How source frames are carried to the target cameras for the conditioning: mesh (the depth mesh: no
+    cracks, sub-pixel correspondence) or zbuffer (one point per pixel, what the shipped model was trained
+    on); choosing one a learned generator was not trained with is warned about; see docs/render.md."""
     chunk_frames: int = 16
     """Frames per chunk through depth, rendering and generation (halved on GPU out-of-memory)."""
     save_depth: bool = False
@@ -121,6 +131,7 @@ class RenderConfig:
         _check_sampling(self)
         validate.choice(self.depth_kind, ("metric", "relative", None), "depth_kind")
         validate.choice(self.align_depth, ("auto", "on", "off"), "align_depth")
+        validate.choice(self.renderer, RENDERERS + (None,), "renderer")
         validate.need(self.fov is None or (validate.is_number(self.fov) and 1.0 <= self.fov <= 179.0),
                       f"fov must be between 1 and 179 degrees, got {self.fov}")
 

@@ -1,7 +1,7 @@
 """``vnvs render``: a user's video -> depth -> novel view along a trajectory, streamed in chunks.
 
 Frames flow through decoding, depth (a model or a file, aligned to one scale when relative),
-z-buffer rendering and generation a chunk at a time, and the outputs are encoded as they come, so
+rendering (z-buffer splat or depth mesh) and generation a chunk at a time, and the outputs are encoded as they come, so
 peak memory does not grow with the video's length. Source frames are kept only until no later
 target frame needs them (target time indices that only move forward, as every preset's do); a
 trajectory whose time indices go back keeps the source frames and depth in memory-mapped files in
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vnvs.apps.config import RenderConfig, generator_options
+from vnvs.apps.config import DEFAULT_RENDERER, RenderConfig, generator_options
 from vnvs.apps.novel_view import conditioning_frames
 from vnvs.apps.source_stream import SourceStream
 from vnvs.cameras import Cameras
@@ -187,6 +187,8 @@ def run_render(config: RenderConfig) -> dict:
         traj = resolve_trajectory(config.trajectory, cameras, look_at, mode=config.mode)
         _check_trajectory(traj, cameras, look_at, N)
         outputs = _Outputs(Path(config.output), video.fps, config.save_depth, (N, H, W))
+        if config.renderer is not None:  # a choice of the user's, once the inputs are known to be usable
+            _check_renderer(generator, config.renderer)
         source.keep(None if _moves_forward(traj) else outputs.scratch(), outputs.write_depth if config.save_depth else None)
         written, coverage = _render(source, cameras, traj, generator, config, outputs)
         if config.save_depth:
@@ -201,9 +203,17 @@ def run_render(config: RenderConfig) -> dict:
         source.close()
         depth.close()
     return {"frames": written, "source_frames": source.decoded, "height": traj.height, "width": traj.width,
-            "generator": generator.name, "depth": depth.name, "depth_kind": depth.kind,
+            "generator": generator.name, "renderer": config.renderer or DEFAULT_RENDERER, "depth": depth.name, "depth_kind": depth.kind,
             "depth_aligned": depth.align, "coverage": coverage, "files": names,
             "seconds": time.perf_counter() - start_time}
+
+
+def _check_renderer(generator, renderer: str) -> None:
+    """Warn when a learned generator was trained on a control signal of another renderer (its ``sampling.json``)."""
+    trained = getattr(getattr(generator, "sampling", None), "renderer", None)
+    if trained is not None and trained != renderer:
+        log.warning("generator %s was trained with the %s renderer but renderer is %s: its conditioning differs "
+                    "from its training pairs (renderer %s matches them)", generator.name, trained, renderer, trained)
 
 
 def _look_at(source: SourceStream) -> float:
@@ -266,7 +276,7 @@ def _render(source: SourceStream, cameras: Cameras, traj: Trajectory, generator,
             ti = times[s:e]
             frames, depth, valid = source.get(ti)
             control = render_control(frames, depth, cameras.K[ti], cameras.w2c[ti], traj.K[s:e], traj.w2c[s:e],
-                                     (traj.height, traj.width), valid=valid)
+                                     (traj.height, traj.width), valid=valid, renderer=config.renderer or DEFAULT_RENDERER)
             novel = windows.blend(_generate(generator, control, config.seed + s, retry))
             k = novel.shape[0]
             mask = control_mask(control[:k])

@@ -4,6 +4,7 @@ from vnvs.geometry.control import (
                                    CONTROL_CHANNELS,
                                    CORR,
                                    MASK,
+                                   RENDERERS,
                                    SOURCE,
                                    WARPED,
                                    build_control_signal,
@@ -14,6 +15,7 @@ from vnvs.geometry.control import (
                                    resize_control,
                                    split_control_signal,
 )
+from vnvs.geometry.mesh_render import mesh_render
 from vnvs.geometry.projection import (
                                    depth_to_world,
                                    pixel_grid,
@@ -40,9 +42,9 @@ from vnvs.geometry.warp import (
 )
 
 __all__ = [
-    "CONTROL_CHANNELS", "CORR", "MASK", "SOURCE", "SplatResult", "WARPED", "backward_warp", "build_control_signal",
+    "CONTROL_CHANNELS", "CORR", "MASK", "RENDERERS", "SOURCE", "SplatResult", "WARPED", "backward_warp", "build_control_signal",
     "control_mask", "correspondence_from_flow", "crop_control", "fill_cracks", "render_control", "resize_control",
     "covisibility", "denormalize_coords", "depth_to_world", "flow_from_correspondence", "forward_splat",
-    "forward_splat_flow", "normalize_coords", "pixel_grid", "project_depth_to_pixels", "project_points", "random_keys", "relative_transform",
+    "forward_splat_flow", "mesh_render", "normalize_coords", "pixel_grid", "project_depth_to_pixels", "project_points", "random_keys", "relative_transform",
     "soft_splat", "split_control_signal", "transform_points", "unproject_depth",
 ]

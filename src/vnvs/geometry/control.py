@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vnvs.geometry.mesh_render import mesh_render
 from vnvs.geometry.splat import forward_splat
 from vnvs.geometry.warp import denormalize_coords, normalize_coords
 
@@ -35,6 +36,8 @@ WARPED = slice(5, 8)
 """Channels of the warped frame ``I_r``."""
 MASK = slice(8, 9)
 """Channel of the mask ``M``."""
+RENDERERS = ("zbuffer", "mesh")
+"""Renderers of the control signal (:func:`render_control`): the z-buffer point splat and the depth mesh."""
 
 
 def build_control_signal(source: torch.Tensor, corr: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -101,9 +104,9 @@ def _check_channels(signal: torch.Tensor) -> None:
 def render_control(frames: torch.Tensor, depth: torch.Tensor, K_src: torch.Tensor, w2c_src: torch.Tensor,
                    K_tgt: torch.Tensor, w2c_tgt: torch.Tensor, target_size: tuple[int, int], *,
                    times: torch.Tensor | None = None, valid: torch.Tensor | None = None,
-                   chunk: int = 16) -> torch.Tensor:
-    """The control signal of target cameras: each target frame's source frame forward-splatted with the
-    z-buffer (as at inference) and stacked with :func:`build_control_signal`, ``chunk`` frames at a time.
+                   chunk: int = 16, renderer: str = "zbuffer") -> torch.Tensor:
+    """The control signal of target cameras: each target frame's source frame carried to its camera by
+    ``renderer`` and stacked with :func:`build_control_signal`, ``chunk`` frames at a time.
 
     Args:
         frames: ``(T, 3, H, W)`` source frames in [0, 1].
@@ -114,6 +117,9 @@ def render_control(frames: torch.Tensor, depth: torch.Tensor, K_src: torch.Tenso
         times: ``(N,)`` source frame of each target frame (default: target ``i`` uses source ``i``, ``N == T``).
         valid: ``(T, H, W)`` bool, source pixels with valid depth.
         chunk: target frames per splat call (bounds the memory of long trajectories).
+        renderer: ``"zbuffer"`` (:func:`~vnvs.geometry.splat.forward_splat`, one point per source pixel,
+            as in Scaling4D's training pairs) or ``"mesh"`` (:func:`~vnvs.geometry.mesh_render.mesh_render`,
+            the depth mesh: no cracks, sub-pixel ``C``); see :data:`RENDERERS`.
 
     Returns:
         ``(N, 9, H_t, W_t)`` float32.
@@ -127,6 +133,9 @@ def render_control(frames: torch.Tensor, depth: torch.Tensor, K_src: torch.Tenso
         >>> tuple(c.shape), bool(control_mask(c).all())
         ((2, 9, 4, 5), True)
     """
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; expected one of {', '.join(RENDERERS)}")
+    render = forward_splat if renderer == "zbuffer" else mesh_render
     N = K_tgt.shape[0]
     times = torch.arange(N) if times is None else times.long()
     if times.numel() != N:
@@ -135,8 +144,8 @@ def render_control(frames: torch.Tensor, depth: torch.Tensor, K_src: torch.Tenso
     for s in range(0, N, max(1, int(chunk))):
         ti = times[s:s + chunk]
         sl = slice(s, s + ti.numel())
-        splat = forward_splat(frames[ti], depth[ti], K_src[ti], w2c_src[ti], K_tgt[sl], w2c_tgt[sl],
-                              target_size=tuple(target_size), valid=valid[ti] if valid is not None else None)
+        splat = render(frames[ti], depth[ti], K_src[ti], w2c_src[ti], K_tgt[sl], w2c_tgt[sl],
+                       target_size=tuple(target_size), valid=valid[ti] if valid is not None else None)
         parts.append(build_control_signal(frames[ti], splat.corr, splat.warped, splat.mask))
     return torch.cat(parts) if parts else torch.zeros(0, CONTROL_CHANNELS, *target_size)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vnvs.errors import InputError
+from vnvs.geometry.control import RENDERERS
 from vnvs.utils import validate
 from vnvs.utils.atomic import atomic_path
 
@@ -43,6 +44,10 @@ class SamplingConfig:
     """Frames shared by neighbouring windows."""
     composite: bool = False
     """Keep the warped source frame wherever a source pixel landed; the model fills only the holes."""
+    renderer: str | None = None
+    """Conditioning renderer the model was trained with (``zbuffer`` or ``mesh``, see
+    :func:`vnvs.geometry.control.render_control`); None: not recorded. ``vnvs render`` warns when its
+    ``renderer`` differs."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "resolution", "window"):
@@ -53,6 +58,7 @@ class SamplingConfig:
         validate.need(validate.is_int(self.overlap) and self.overlap >= 0,
                       f"overlap must be an integer >= 0, got {self.overlap!r}")
         validate.need(isinstance(self.composite, bool), f"composite must be true or false, got {self.composite!r}")
+        validate.choice(self.renderer, (*RENDERERS, None), "renderer")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

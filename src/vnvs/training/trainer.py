@@ -101,12 +101,14 @@ def _freeze(model, config: TrainConfig) -> None:
 
 def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
     """The sampling settings a model is exported with: the frame size (short side) and frame count it was
-    trained on, and compositing (the warped source kept wherever a source pixel landed), so that
+    trained on, compositing (the warped source kept wherever a source pixel landed) and the renderer of the
+    training pairs (every builder splats points: ``zbuffer``), so that
     ``--generator OUTPUT/model`` samples as it was trained."""
     batch = collate([dataset.load(0)])
     _, target = fit_batch(batch["control"], batch["target"], **fit)
     T, _, H, W = target.shape[1:]
-    return SamplingConfig(resolution=min(H, W), window=T, overlap=max(0, min(4, T // 4)), composite=True)
+    return SamplingConfig(resolution=min(H, W), window=T, overlap=max(0, min(4, T // 4)), composite=True,
+                          renderer="zbuffer")
 
 
 def freeze_unused(model, dataset, fit: dict[str, Any], device: torch.device) -> list[str]:

@@ -128,7 +128,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, *, defaults
             parser.add_argument(f.name, help=text, **kwargs)
             continue
         required = default is dataclasses.MISSING
-        if not required and default is not None and base is not bool:
+        if not required and (default is not None or "default_text" in f.metadata) and base is not bool:
             shown = f.metadata.get("default_text", _shown(default))
             text = f"{text.rstrip('.')}; default: {shown}" if text else f"default: {shown}"
         names = [f"--{f.name.replace('_', '-')}"] + ([f.metadata["short"]] if "short" in f.metadata else [])
