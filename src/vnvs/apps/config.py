@@ -48,6 +48,9 @@ class DemoConfig:
     """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
     guidance: float | None = None
     """Learned generators: classifier-free guidance scale on the control signal (default: sampling.json, else 1)."""
+    renderer: Literal["zbuffer", "mesh"] | None = field(
+        default=None, metadata={"default_text": f"{DEFAULT_RENDERER} (the best measured with the shipped model)"})
+    """How source frames are carried to the target cameras for the conditioning (as in vnvs render)."""
     fps: float = 12.0
     """Frame rate of the written videos."""
 
@@ -59,6 +62,7 @@ class DemoConfig:
         validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
         validate.choice(self.mode, ("gradual", "direct"), "mode")
         _check_sampling(self)
+        validate.choice(self.renderer, RENDERERS + (None,), "renderer")
         validate.need(validate.is_number(self.fps) and self.fps > 0, f"fps must be a number > 0, got {self.fps!r}")
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 
-from vnvs.apps.config import DemoConfig, generator_options
+from vnvs.apps.config import DEFAULT_RENDERER, DemoConfig, generator_options
 from vnvs.cameras import Cameras
 from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.generators import get_generator
@@ -37,7 +37,8 @@ def run_demo(config: DemoConfig) -> dict:
         _, covisible = correspondence(scene, src.w2c[ti], src.K[ti], src.times[ti], traj.w2c, traj.K, src.times[ti],
                                       traj.height, traj.width, src_size=(H, W))
         bar.update()
-        result = render_novel_view(src.frames, src.depth, source, traj, generator, seed=config.seed)
+        result = render_novel_view(src.frames, src.depth, source, traj, generator, seed=config.seed,
+                                   renderer=config.renderer or DEFAULT_RENDERER)
         bar.update()
         metrics = {
             "psnr": psnr(result.frames, gt.rgb),
@@ -54,6 +55,7 @@ def run_demo(config: DemoConfig) -> dict:
             "generator": generator.name,
             "trajectory": config.trajectory,
             "mode": config.mode,
+            "renderer": config.renderer or DEFAULT_RENDERER,
             "seed": config.seed,
         }
         out = Path(config.output)

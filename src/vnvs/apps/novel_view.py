@@ -38,6 +38,7 @@ def render_novel_view(
     valid: torch.Tensor | None = None,
     seed: int = 0,
     chunk_size: int = 16,
+    renderer: str = "zbuffer",
 ) -> NovelView:
     """Re-render a video along a trajectory.
 
@@ -53,6 +54,7 @@ def render_novel_view(
         generator: see :mod:`vnvs.generators`.
         valid: ``(T, H, W)`` bool, source pixels with valid depth.
         seed: generator seed.
+        renderer: how source frames reach the target cameras (see :func:`vnvs.geometry.control.render_control`).
 
     Returns:
         :class:`NovelView`.
@@ -71,7 +73,7 @@ def render_novel_view(
             sl = slice(start, min(start + chunk_size, N))
             ti = times[sl]
             control = render_control(frames, depth, source.K, source.w2c, trajectory.K[sl], trajectory.w2c[sl],
-                                     (out_h, out_w), times=ti, valid=valid, chunk=chunk_size)
+                                     (out_h, out_w), times=ti, valid=valid, chunk=chunk_size, renderer=renderer)
             novel[sl] = generator(control, seed=seed + start).clamp(0, 1)
             warped[sl], mask[sl] = control[:, WARPED], control_mask(control)
             bar.update(sl.stop - sl.start)
