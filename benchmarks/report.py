@@ -289,11 +289,82 @@ def renderers_section() -> list[str]:
     return out + [""]
 
 
+def _stage_table(after: dict, before: dict | None) -> list[str]:
+    out = ["| stage | seconds | ceiling (s) | ratio | before: seconds | ceiling | ratio | ceiling is |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, r in after["stages"].items():
+        b = (before or {}).get("stages", {}).get(name)
+        cell = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        bcells = (f"{b['seconds']:.3f} | {cell(b['ceiling_seconds'], '.3f')} | {cell(b['ratio'], '.2f')}" if b
+                  else "- | - | -")
+        out.append(f"| {name} | {r['seconds']:.3f} | {cell(r['ceiling_seconds'], '.3f')} | {cell(r['ratio'], '.2f')} | "
+                   f"{bcells} | {r['ceiling']} |")
+    return out
+
+
+def stages_section() -> list[str]:
+    r, before = load("stages"), load("stages_before")
+    title = "## Stage profile: each stage against its raw library call"
+    if r is None:
+        return [title, "", "Not measured yet: run `python benchmarks/stages.py`.", ""]
+    out = [title, "",
+           "`python benchmarks/stages.py`: every stage of `vnvs prepare --kind flow-pairs`, `vnvs render` "
+           "(`warp+inpaint`) and the SSIM metric, timed against the raw library call doing the same work on the same "
+           "data in the same run (the ceiling); min of "
+           f"{r['repeats']} runs each; ratio = ceiling / stage (1 = no overhead). `before` columns: the same script "
+           "on the code before the stage work (`benchmarks/results/stages_before.json`). Input: "
+           f"{r['clip']}. See `docs/performance.md` for what each stage does and the thread policy.", "",
+           machine_line(r), ""]
+    if "prepare" in r:
+        p = r["prepare"]
+        out += [f"### prepare: {p['videos']} copies of the clip, {p['pairs_per_video']} candidate pairs per video, "
+                f"{p['clip_frames']}-frame clips at {p['size']}x{p['size']} ({p['frame_pairs']} frame pairs), one worker", ""]
+        out += _stage_table(p, (before or {}).get("prepare")) + [""]
+        e2e = p["stages"]["end to end (prepare())"]
+        out.append(f"Target `prepare` >= 0.5x of raw DIS forward + backward: in process {e2e['ratio']:.2f}x "
+                   f"({'met' if e2e['ratio'] >= 0.5 else 'missed'}); as a fresh `vnvs` process "
+                   f"{p['stages']['end to end (CLI process)']['ratio']:.2f}x (start-up included, "
+                   f"{'met' if p['stages']['end to end (CLI process)']['ratio'] >= 0.5 else 'missed'}).")
+        out.append("")
+        # CPU-hours per million clips from the measured per-stage costs (one clip = one flow-pair sample)
+        clips = p["videos"] * p["pairs_per_video"]
+        cores = r["machine"]["cores"]
+        per_clip = e2e["seconds"] / clips
+        decode = p["stages"]["decode + gather"]["seconds"] / clips
+        scale = (480 / p["size"]) ** 2
+        per_clip_480 = decode + (per_clip - decode) * scale
+        out += ["Estimated cost of `flow-pairs` at scale, from the in-process end-to-end time (one clip = one "
+                f"candidate pair of {p['clip_frames']}-frame clips; the {cores} cores of this machine counted as busy "
+                "for the whole run, an upper bound):", "",
+                "| size | wall seconds per clip | CPU-hours per million clips | how |", "|---|---:|---:|---|",
+                f"| {p['size']} | {per_clip:.3f} | {per_clip * cores * 1e6 / 3600:,.0f} | measured |",
+                f"| 480 | {per_clip_480:.3f} | {per_clip_480 * cores * 1e6 / 3600:,.0f} | extrapolated: decode as "
+                f"measured, the other stages x {scale:.2f} (pixels) |", ""]
+    if "render" in r:
+        q = r["render"]
+        out += [f"### render: {q['frames']} frames at {q['height']}x{q['width']}, `--trajectory {q['trajectory']}`, "
+                f"generator `{q['generator']}`, depth from a `.npy` file", ""]
+        out += _stage_table(q, (before or {}).get("render")) + [""]
+        e2e = q["stages"]["end to end (run_render)"]
+        out += [f"Target `render` >= 0.5x of raw decode + splat floor + encode: {e2e['ratio']:.2f}x "
+                f"({'met' if e2e['ratio'] >= 0.5 else 'missed'}).", ""]
+    if "ssim" in r:
+        sm = r["ssim"]
+        t = sm["stages"]["ssim (49 frames)"]
+        b = (before or {}).get("ssim", {}).get("stages", {}).get("ssim (49 frames)")
+        out += [f"### SSIM: {sm['frames']} frames at {sm['size']}x{sm['size']}", "",
+                f"`vnvs.metrics.ssim` {t['seconds']:.3f} s against an SSIM on `cv2.GaussianBlur` {t['ceiling_seconds']:.3f} s: "
+                f"ratio {t['ratio']:.2f} (target >= 0.5: {'met' if t['ratio'] >= 0.5 else 'missed'})"
+                + (f"; before: {b['seconds']:.3f} s against {b['ceiling_seconds']:.3f} s, ratio {b['ratio']:.2f}" if b else "")
+                + f". Values: vnvs {sm['vnvs_value']:.6f}, OpenCV {sm['opencv_value']:.6f}.", ""]
+    return out
+
+
 def main() -> None:
     lines = ["# Benchmarks", "",
              "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`, which the scripts in "
              "`benchmarks/` write. Do not edit by hand: rerun the scripts, then the report.", ""]
-    lines += splat_section() + synthetic_section() + epe_section() + prepare_section() + render_section() + generator_section()
+    lines += splat_section() + synthetic_section() + epe_section() + prepare_section() + render_section() + stages_section() + generator_section()
     lines += renderers_section()
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
     print("wrote BENCHMARKS.md")

@@ -115,25 +115,26 @@ def test_flow_pairs_stream_only_needed_frames(media, monkeypatch):
 
     monkeypatch.setattr("vnvs.io.read_video", no_read)
     monkeypatch.setattr("vnvs.io.video.read_video", no_read)
-    chunk_calls, kept = [], []
-    real_iter, real_gather = _sampling.iter_video_chunks, flow_pairs.gather_frames
+    read_calls, kept = [], []
+    real_read, real_gather = _sampling.read_frames_at, flow_pairs.gather_frames
 
-    def spy_iter(*a, **k):
-        chunk_calls.append(k)
-        return real_iter(*a, **k)
+    def spy_read(path, indices, **k):
+        read_calls.append(list(indices))
+        return real_read(path, indices, **k)
 
     def spy_gather(*a, **k):
         out = real_gather(*a, **k)
         kept.append(set(out))
         return out
 
-    monkeypatch.setattr(_sampling, "iter_video_chunks", spy_iter)
+    monkeypatch.setattr(_sampling, "read_frames_at", spy_read)
     monkeypatch.setattr(flow_pairs, "gather_frames", spy_gather)
     r = flow_pairs.build(WorkItem("l", path=media["long"]), cfg(size=32, pairs_per_video=1, max_offset=3), 3)
-    assert len(r.samples) == 1 and len(chunk_calls) == 1
+    assert len(r.samples) == 1 and len(read_calls) == 1
     m = r.meta[0]
-    assert kept == [set(m["source_frames"]) | set(m["target_frames"])]  # <= 6 of 60 frames held
-    assert chunk_calls[0]["max_frames"] <= 3 + 3 + 2  # decoding stops after the last needed frame
+    needed = set(m["source_frames"]) | set(m["target_frames"])
+    assert kept == [needed]  # <= 6 of 60 frames held
+    assert read_calls[0] == sorted(needed)  # one pass that decodes up to the last needed frame only
 
 
 # --------------------------------------------------------------------------------------------------

@@ -293,3 +293,32 @@ def test_truncated_without_index(tmp_path):
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     one_line_video_error(read_video, p, match="truncated")
+
+
+def test_seeking_reads_the_frames_of_sequential_decoding(real_clip, monkeypatch):
+    """Start offsets and frame selections seek to a keyframe; the frames and indices equal decoding from frame 0."""
+    from vnvs.io import read_frames_at
+    from vnvs.io import video as video_mod
+
+    full = read_video(real_clip, size=48).frames
+    decoded = []
+    real_decode = video_mod._decode
+
+    def counting(*a, **k):
+        for f in real_decode(*a, **k):
+            decoded.append(1)
+            yield f
+
+    monkeypatch.setattr(video_mod, "_decode", counting)
+    for start, stride, n in [(140, 1, 12), (29, 7, None), (249, 1, None), (31, 3, 5)]:
+        decoded.clear()
+        v = read_video(real_clip, size=48, start=start, stride=stride, max_frames=n)
+        ref = full[start::stride][:n]
+        assert torch.equal(v.frames, ref) and v.frame_indices == list(range(start, 250, stride))[: len(ref)]
+    assert len(decoded) < 250 - 137  # the last read started at a keyframe near the end, not at frame 0
+    idx = [3, 4, 100, 101, 180, 247]
+    decoded.clear()
+    frames, _ = read_frames_at(real_clip, idx, size=48)
+    assert sorted(frames) == idx and len(decoded) < 200
+    for i in idx:
+        assert torch.equal(torch.from_numpy(frames[i]).permute(2, 0, 1).float() / 255, full[i])

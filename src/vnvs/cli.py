@@ -27,6 +27,7 @@ from vnvs.utils.argtypes import positive_int as _positive_int
 from vnvs.utils.config_cli import add_config_arguments, config_from_args
 from vnvs.utils.logs import configure_cli_logging
 from vnvs.utils.memory import tune_allocator
+from vnvs.utils.threads import configure_threads
 
 EXIT_USER_ERROR = 2
 
@@ -61,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_parser(sub)
     add_eval_parser(sub)
     add_train_parser(sub).set_defaults(func=_cmd_train)
+    for command in sub.choices.values():
+        command.add_argument("--threads", type=_positive_int, default=None,
+                             help="CPU threads for torch and OpenCV (default: OMP_NUM_THREADS, else the CPU count; "
+                                  "see docs/performance.md)")
     return parser
 
 
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        configure_threads(args.threads)
         return args.func(args)
     except VnvsError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)

@@ -40,6 +40,7 @@ from vnvs.geometry.control import WARPED, control_mask, render_control
 from vnvs.io import VideoStream, VideoWriter, side_by_side
 from vnvs.utils.oom import OomHalving
 from vnvs.utils.progress import progress_bar
+from vnvs.utils.threads import parallel, serial
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ def run_render(config: RenderConfig) -> dict:
         if config.renderer is not None:  # a choice of the user's, once the inputs are known to be usable
             _check_renderer(generator, config.renderer)
         source.keep(None if _moves_forward(traj) else outputs.scratch(), outputs.write_depth if config.save_depth else None)
-        written, coverage = _render(source, cameras, traj, generator, config, outputs)
+        with serial():  # the loop's small ops; the generator (and the numba splat's own pool) stay parallel
+            written, coverage = _render(source, cameras, traj, generator, config, outputs)
         if config.save_depth:
             source.drain()  # the rest of the depth, for depth.npz
         traj = _first_frames(traj, written)
@@ -294,5 +296,6 @@ def _render(source: SourceStream, cameras: Cameras, traj: Trajectory, generator,
 def _generate(generator, control: torch.Tensor, seed: int, retry: OomHalving) -> torch.Tensor:
     """``(t, 9, H, W)`` control signal -> ``(t, 3, H, W)`` frames in [0, 1], in pieces that halve on GPU
     out-of-memory; the piece starting at frame ``a`` gets ``seed + a``."""
-    parts = retry.run_pieces(lambda a, b: generator(control[a:b], seed=seed + a).clamp(0, 1), 0, control.shape[0])
+    with parallel():  # models are large GEMMs: every thread of the budget
+        parts = retry.run_pieces(lambda a, b: generator(control[a:b], seed=seed + a).clamp(0, 1), 0, control.shape[0])
     return torch.cat(parts)

@@ -24,6 +24,7 @@ from vnvs.data.schema import WorkItem
 from vnvs.data.shards import is_complete, write_index, write_shard
 from vnvs.errors import InputError, MissingDependencyError, VnvsError
 from vnvs.utils.progress import progress_bar
+from vnvs.utils.threads import serial, worker_threads
 
 ENGINES = ("local", "ray")
 
@@ -102,7 +103,8 @@ def run_item(job: dict[str, Any], builder: Callable | None = None) -> dict[str, 
     seed = item_seed(job["seed"], item.key)
     try:
         build = builder if builder is not None else get_builder(job["kind"])
-        result = build(item, config, seed)
+        with serial():  # builders are small tensor ops around OpenCV and numba kernels
+            result = build(item, config, seed)
     except VnvsError as exc:
         stats.update(status="failed", error=" ".join(str(exc).split()), seconds=time.perf_counter() - start)
         return stats
@@ -131,7 +133,7 @@ def _run_local(jobs: list[dict], workers: int, on_result, builder: Callable | No
         return
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = worker_threads(workers)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init, initargs=(threads,))
     try:

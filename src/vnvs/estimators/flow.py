@@ -41,10 +41,28 @@ def _check_pair(source: torch.Tensor, target: torch.Tensor) -> None:
 
 
 def _gray_u8(frames: torch.Tensor) -> np.ndarray:
-    """``(N, 3, H, W)`` float in [0, 1] -> ``(N, H, W)`` uint8 luma (BT.601)."""
+    """``(N, 3, H, W)`` float in [0, 1] -> ``(N, H, W)`` uint8 luma (BT.601).
+
+    The weighted sum runs channel by channel in place, the order of ``(frames * w).sum(1)`` (so the
+    values are the same bit for bit), without the ``(N, 3, H, W)`` temporary.
+    """
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=frames.dtype)
+    x = frames.detach().cpu()
+    gray = x[:, 0] * w[0]
+    gray.add_(x[:, 1] * w[1]).add_(x[:, 2] * w[2])
+    return gray.clamp_(0, 1).mul_(255).round_().to(torch.uint8).numpy()
+
+
+def _gray_u8_reference(frames: torch.Tensor) -> np.ndarray:
+    """The plain form of :func:`_gray_u8` (kept for its test)."""
     w = torch.tensor([0.299, 0.587, 0.114], dtype=frames.dtype, device=frames.device).view(1, 3, 1, 1)
     gray = (frames * w).sum(1).clamp(0, 1) * 255
     return gray.round().to(torch.uint8).cpu().numpy()
+
+
+def _stack_flows(flows: list[np.ndarray], device) -> torch.Tensor:
+    """``(H, W, 2)`` float32 flows -> ``(N, 2, H, W)`` tensor."""
+    return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous().to(device)
 
 
 _DIS_PRESETS = {"fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
@@ -67,8 +85,19 @@ class DISFlow:
         _check_pair(source, target)
         dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
         a, b = _gray_u8(source), _gray_u8(target)
-        flows = [dis.calc(x, y, None) for x, y in zip(a, b)]
-        return torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).contiguous().to(source.device)
+        return _stack_flows([dis.calc(x, y, None) for x, y in zip(a, b)], source.device)
+
+    def both(self, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward flows of frame pairs, each frame converted to grey once.
+
+        Equals ``self(source, target), self(target, source)``.
+        """
+        _check_pair(source, target)
+        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
+        a, b = _gray_u8(source), _gray_u8(target)
+        fw = [dis.calc(x, y, None) for x, y in zip(a, b)]
+        bw = [dis.calc(y, x, None) for x, y in zip(a, b)]
+        return _stack_flows(fw, source.device), _stack_flows(bw, source.device)
 
 
 @dataclass
@@ -193,10 +222,14 @@ def forward_backward_consistency(flow_fw: torch.Tensor, flow_bw: torch.Tensor, a
     H, W = flow_fw.shape[-2:]
     target = correspondence_from_flow(flow_fw)
     bw = backward_warp(flow_bw, target, padding_mode="border")
-    inside = (target[:, 0] >= 0) & (target[:, 0] <= W - 1) & (target[:, 1] >= 0) & (target[:, 1] <= H - 1)
-    err = (flow_fw + bw).pow(2).sum(1)
-    bound = alpha * (flow_fw.pow(2).sum(1) + bw.pow(2).sum(1)) + beta
-    return inside & (err <= bound)
+    tx, ty = target[:, 0], target[:, 1]
+    inside = (tx >= 0) & (tx <= W - 1) & (ty >= 0) & (ty <= H - 1)
+    fx, fy, bx, by = flow_fw[:, 0], flow_fw[:, 1], bw[:, 0], bw[:, 1]
+    # the terms of (flow_fw + bw).pow(2).sum(1) and of the bound, in the same order (same values)
+    sx, sy = fx + bx, fy + by
+    err = sx.mul_(sx).add_(sy.mul_(sy))
+    bound = (fx * fx).add_(fy * fy).add_((bx * bx).add_(by * by)).mul_(alpha).add_(beta)
+    return inside.logical_and_(err <= bound)
 
 
 def flow_with_consistency(estimator: FlowEstimator, source: torch.Tensor, target: torch.Tensor):
@@ -205,9 +238,12 @@ def flow_with_consistency(estimator: FlowEstimator, source: torch.Tensor, target
     Returns:
         ``flow_fw (N, 2, H, W)``, ``flow_bw (N, 2, H, W)``, ``valid (N, H, W)`` bool on the source grid.
     """
-    both = estimator(torch.cat([source, target]), torch.cat([target, source]))
-    n = source.shape[0]
-    flow_fw, flow_bw = both[:n], both[n:]
+    if hasattr(estimator, "both"):  # one grey conversion per frame, no concatenated copies
+        flow_fw, flow_bw = estimator.both(source, target)
+    else:
+        both = estimator(torch.cat([source, target]), torch.cat([target, source]))
+        n = source.shape[0]
+        flow_fw, flow_bw = both[:n], both[n:]
     return flow_fw, flow_bw, forward_backward_consistency(flow_fw, flow_bw)
 
 

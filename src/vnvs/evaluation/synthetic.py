@@ -34,7 +34,7 @@ from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.data.builders._sampling import random_trajectory_spec
 from vnvs.errors import InputError
 from vnvs.geometry.control import control_mask, render_control
-from vnvs.metrics import nan_to_none, psnr, ssim
+from vnvs.metrics import nan_to_none, psnr, ssim_from_map, ssim_map
 from vnvs.synthetic import (
     correspondence,
     generate_scene,
@@ -174,10 +174,11 @@ def score(pred: torch.Tensor, target: torch.Tensor, regions: dict[str, torch.Ten
     Keys are ``psnr``/``ssim`` plus ``_<region>``; empty regions give ``None``.
     """
     out = {}
+    smap = ssim_map(pred, target)  # one map for every region
     for name, mask in regions.items():
         suffix = f"_{name}" if name else ""
         out[f"psnr{suffix}"] = nan_to_none(psnr(pred, target, mask))
-        out[f"ssim{suffix}"] = nan_to_none(ssim(pred, target, mask))
+        out[f"ssim{suffix}"] = nan_to_none(ssim_from_map(smap, mask))
     return out
 
 

@@ -21,6 +21,7 @@ from vnvs.io.video import (
     VideoWriter,
     iter_video_chunks,
     probe_video,
+    read_frames_at,
     read_video,
     write_video,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "plan_transform",
     "probe_video",
     "read_png",
+    "read_frames_at",
     "read_video",
     "resize_frames",
     "save_depth",

@@ -264,6 +264,8 @@ class _Reader:
     multiple: int = 1
     fit: Fit = "resize"
     start: int = 0
+    select: tuple[int, ...] | None = None
+    """Sorted source indices to keep instead of ``start`` / ``stride`` / ``max_frames``."""
 
     def __post_init__(self) -> None:
         if int(self.stride) < 1:
@@ -280,6 +282,8 @@ class _Reader:
         self.indices: list[int] = []
 
     def frames(self) -> Iterator[np.ndarray]:
+        """The selected frames, in order (their source indices are appended to ``self.indices``)."""
+        wanted = self._wanted()
         container, stream = _open(self.path)
         try:
             declared = _declared_frames(stream)
@@ -287,10 +291,10 @@ class _Reader:
             self.source_fps = fps if fps is not None else 30.0
             n_out, decoded, rot_k = 0, 0, 0
             src_hw: tuple[int, int] | None = None
-            for i, frame in enumerate(_decode(container, stream, self.path)):
+            for i, frame in _decode_indexed(container, stream, self.path, wanted):
                 decoded = i + 1
-                if i < self.start or (i - self.start) % self.stride:
-                    continue  # skipped frames are decoded (codec needs them) but not converted
+                if not wanted.keep(i):
+                    continue  # skipped frames are decoded (the codec needs them) but not converted
                 if src_hw is None:
                     src_hw = (frame.height, frame.width)
                     rot_k = _rotation_k(frame)
@@ -306,7 +310,7 @@ class _Reader:
                 self.indices.append(i)
                 yield img
                 n_out += 1
-                if self.max_frames is not None and n_out >= self.max_frames:
+                if wanted.done(n_out, i):
                     return
             if decoded == 0:
                 raise VideoError(f"cannot decode video {self.path}: no decodable frames")
@@ -320,6 +324,139 @@ class _Reader:
                 )
         finally:
             container.close()
+
+    def _wanted(self) -> "_Selection":
+        return _Selection(start=int(self.start), stride=int(self.stride), max_frames=self.max_frames,
+                          select=self.select)
+
+
+@dataclass
+class _Selection:
+    """Which decoded frames a reader keeps: ``start + k * stride`` (at most ``max_frames``), or the
+    sorted source indices ``select``."""
+
+    start: int = 0
+    stride: int = 1
+    max_frames: int | None = None
+    select: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self._set = frozenset(self.select) if self.select is not None else None
+
+    def keep(self, i: int) -> bool:
+        if self._set is not None:
+            return i in self._set
+        return i >= self.start and (i - self.start) % self.stride == 0
+
+    def done(self, n_out: int, i: int) -> bool:
+        if self.select is not None:
+            return i >= self.select[-1]
+        return self.max_frames is not None and n_out >= self.max_frames
+
+    def next_wanted(self, i: int) -> int | None:
+        """The first kept index at or after ``i`` (None: no more)."""
+        if self.select is not None:
+            k = int(np.searchsorted(self.select, i))
+            return self.select[k] if k < len(self.select) else None
+        if i <= self.start:
+            return self.start
+        return self.start + -(-(i - self.start) // self.stride) * self.stride
+
+
+# --------------------------------------------------------------------------------------------------
+# Seeking
+
+
+@dataclass(frozen=True)
+class _PacketIndex:
+    """Presentation order of a stream's frames, from its packets (demuxed, not decoded)."""
+
+    pts: dict[int, int]
+    """Presentation timestamp -> source frame index (the index sequential decoding gives)."""
+    keyframes: np.ndarray
+    """Sorted source frame indices of the keyframes (where decoding can start after a seek)."""
+    keyframe_pts: np.ndarray
+    """Their timestamps."""
+
+
+@functools.lru_cache(maxsize=64)
+def _packet_index_cached(path: str, size: int, mtime_ns: int) -> _PacketIndex | None:
+    try:
+        container = av.open(path, "r")
+    except (av.FFmpegError, OSError):
+        return None
+    try:
+        stream = container.streams.video[0]
+        stamps, keys = [], []
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.pts is None:  # flush packet, or no timestamps: cannot seek
+                if packet.size == 0:
+                    continue
+                return None
+            if packet.is_discard:  # edit list: the decoder drops these frames
+                continue
+            stamps.append(int(packet.pts))
+            if packet.is_keyframe:
+                keys.append(int(packet.pts))
+    except (av.FFmpegError, OSError):
+        return None
+    finally:
+        container.close()
+    order = sorted(stamps)
+    if not order or len(set(order)) != len(order):
+        return None
+    pts = {p: i for i, p in enumerate(order)}
+    key_idx = np.array(sorted(pts[k] for k in keys), dtype=np.int64)
+    if key_idx.size == 0 or key_idx[0] != 0:
+        return None
+    return _PacketIndex(pts, key_idx, np.array([order[k] for k in key_idx], dtype=np.int64))
+
+
+def _packet_index(path: Path) -> _PacketIndex | None:
+    """The packet index of ``path`` (cached per file version), or None when seeking is not safe."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _packet_index_cached(str(path), st.st_size, st.st_mtime_ns)
+
+
+def _decode_indexed(container, stream, path: Path, wanted: _Selection) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield ``(source index, frame)`` from the first wanted frame on, seeking over stretches of
+    unwanted frames that hold a keyframe (decoding from the start of the file otherwise).
+
+    Indices are those of sequential decoding: a frame's index is found from its timestamp in the
+    file's packet index. Where a file has no usable index (no timestamps, duplicates, a frame the
+    index does not know), decoding is sequential from frame 0.
+    """
+    first = wanted.next_wanted(0)
+    index = _packet_index(path) if first is not None and (first > 0 or wanted.select is not None) else None
+    if index is None:
+        yield from enumerate(_decode(container, stream, path))
+        return
+    pos = 0  # index of the next frame sequential decoding would give
+    target = first
+    while True:
+        k = int(np.searchsorted(index.keyframes, target, side="right") - 1)
+        if int(index.keyframes[k]) > pos:  # skip to the last keyframe at or before the target
+            container.seek(int(index.keyframe_pts[k]), stream=stream, backward=True, any_frame=False)
+        target = None
+        for frame in _decode(container, stream, path):
+            i = index.pts.get(frame.pts) if frame.pts is not None else None
+            if i is None:
+                raise VideoError(f"cannot decode video {path}: a decoded frame is missing from the file's index")
+            if i < pos:
+                continue
+            yield i, frame
+            pos = i + 1
+            nxt = wanted.next_wanted(pos)
+            if nxt is None:
+                return
+            if nxt > pos and int(index.keyframes[np.searchsorted(index.keyframes, nxt, side="right") - 1]) > pos:
+                target = nxt  # a keyframe lies between here and the next wanted frame: seek to it
+                break
+        if target is None:
+            return
 
 
 def _to_float(frames: Sequence[np.ndarray], out: torch.Tensor | None = None) -> torch.Tensor:
@@ -370,6 +507,40 @@ def read_video(
         transform=reader.transform,
         frame_indices=reader.indices,
     )
+
+
+def read_frames_at(
+    path: str | os.PathLike,
+    indices: Sequence[int],
+    *,
+    size: int | tuple[int, int] | None = None,
+    multiple: int = 1,
+    fit: Fit = "resize",
+) -> tuple[dict[int, np.ndarray], FrameTransform]:
+    """Decode only the frames at source ``indices``, as ``(H, W, 3)`` uint8 arrays.
+
+    One pass through the file: stretches without a wanted frame are skipped by seeking to the last
+    keyframe before the next wanted frame (where the file's packets give a usable index; otherwise
+    frames are decoded in order from the start), and only the wanted frames are converted to RGB,
+    resized and cropped (as :func:`read_video` does). The frames equal those of :func:`read_video`.
+
+    Returns:
+        ``{source index: frame}`` for every requested index the video holds (indices past the
+        frames it decodes are missing), and the frames' :class:`FrameTransform`.
+    Raises:
+        VideoError: as :func:`read_video`; a negative index.
+    """
+    want = tuple(sorted(set(int(i) for i in indices)))
+    if not want:
+        raise VideoError("read_frames_at needs at least one frame index")
+    if want[0] < 0:
+        raise VideoError(f"frame indices must be >= 0, got {want[0]}")
+    reader = _Reader(Path(path), 1, None, size, multiple, fit, want[0], select=want)
+    out: dict[int, np.ndarray] = {}
+    for img in reader.frames():
+        out[reader.indices[len(out)]] = img
+    assert reader.transform is not None
+    return out, reader.transform
 
 
 def iter_video_chunks(

@@ -18,11 +18,7 @@ from vnvs.cameras.presets import make_preset_trajectory
 from vnvs.data.schema import to_uint8
 from vnvs.geometry import covisibility, pixel_grid
 from vnvs.io.transform import FrameTransform, plan_transform, transform_depth
-from vnvs.io.video import iter_video_chunks, probe_video
-
-CHUNK = 16
-"""Frames decoded per chunk when streaming a video."""
-
+from vnvs.io.video import probe_video, read_frames_at
 
 def clip_span(clip_frames: int, frame_stride: int) -> int:
     """Source frames covered by one clip: ``(T - 1) * stride + 1``."""
@@ -49,11 +45,12 @@ def video_transform(path: str | os.PathLike, size: int) -> tuple[int, FrameTrans
 
 
 def gather_frames(path: str | os.PathLike, indices: Iterable[int], size: int) -> dict[int, torch.Tensor]:
-    """Decode a video once, streaming, and keep only the frames at ``indices``.
+    """Decode only the frames at ``indices``, in one pass through the video.
 
-    Frames are resized on the short side and centre-cropped to ``size x size``. Memory holds one
-    chunk plus the kept frames (as uint8), never the whole video; decoding stops after the last
-    needed frame.
+    Frames are resized on the short side and centre-cropped to ``size x size``. Stretches of the
+    video no index falls in are skipped by seeking to a keyframe (:func:`vnvs.io.read_frames_at`),
+    and only the kept frames are converted; memory holds the kept frames (as uint8), never the
+    whole video.
 
     Returns:
         ``{source index: (3, size, size) uint8}`` for every requested index present in the video.
@@ -61,17 +58,8 @@ def gather_frames(path: str | os.PathLike, indices: Iterable[int], size: int) ->
     want = sorted(set(int(i) for i in indices))
     if not want:
         return {}
-    first, last = want[0], want[-1]
-    keep = set(want)
-    out: dict[int, torch.Tensor] = {}
-    i = first
-    for chunk in iter_video_chunks(path, CHUNK, size=(int(size), int(size)), fit="resize_crop", start=first,
-                                   max_frames=last - first + 1):
-        for frame in chunk:
-            if i in keep:
-                out[i] = to_uint8(frame)
-            i += 1
-    return out
+    frames, _ = read_frames_at(path, want, size=(int(size), int(size)), fit="resize_crop")
+    return {i: torch.from_numpy(img).permute(2, 0, 1) for i, img in frames.items()}
 
 
 def stack_frames(frames: dict[int, torch.Tensor], indices: list[int]) -> torch.Tensor:

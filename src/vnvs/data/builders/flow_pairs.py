@@ -8,7 +8,8 @@ the source pixels that are forward-splatted along the flow with a seeded random 
 collisions (Scaling4D). Stored: source, target (the target clip), warped, mask, corr.
 
 Memory does not grow with the video's length: all windows are decided from the frame count in the
-header, then the video is decoded once, streaming, keeping only the frames the windows use.
+header, then the video is decoded once, seeking past the stretches no window uses and converting only the
+frames the windows use (kept as uint8, the stored form).
 
 Drops: ``too_short`` (no pair fits: all ``pairs_per_video`` candidates), ``inconsistent_flow``
 (consistent fraction < ``min_consistency``, checked first), ``low_coverage`` (mask mean <
@@ -26,7 +27,6 @@ from vnvs.data.builders._sampling import (
     clip_indices,
     clip_span,
     gather_frames,
-    stack_frames,
     video_transform,
 )
 from vnvs.data.config import PrepareConfig
@@ -69,7 +69,9 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
         if any(i not in frames for i in src_idx + tgt_idx):  # header over-counted the frames
             result.drop("too_short")
             continue
-        src, tgt = stack_frames(frames, src_idx), stack_frames(frames, tgt_idx)
+        src_u8 = torch.stack([frames[i] for i in src_idx])  # the stored uint8 frames, gathered once per clip
+        tgt_u8 = torch.stack([frames[i] for i in tgt_idx])
+        src, tgt = src_u8.to(torch.float32) / 255, tgt_u8.to(torch.float32) / 255  # = stack_frames
         flow_fw, _, consistent = flow_with_consistency(estimator, src, tgt)
         splat = forward_splat_flow(src, flow_fw, valid=consistent, mode="random", generator=gen)
         consistency = float(consistent.float().mean())
@@ -81,8 +83,8 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
             result.drop("low_coverage")
             continue
         tensors = {
-            "source": to_uint8(src),
-            "target": to_uint8(tgt),
+            "source": src_u8,
+            "target": tgt_u8,
             "warped": to_uint8(splat.warped),
             "mask": splat.mask.to(torch.uint8),
             "corr": splat.corr.to(torch.float32).contiguous(),
