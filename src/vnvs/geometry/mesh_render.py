@@ -36,6 +36,7 @@ from vnvs.geometry.splat import (
     _numba_available,
     _numba_outputs,
     forward_splat,
+    project_pixels_f64,
 )
 
 EDGE_TOL = 1e-6
@@ -68,28 +69,10 @@ def _project_vertices(depth, valid, Kinv, R, t, Kt):
     Same float64 operations, in the same order, as the numba kernel. Returns four ``(T, H*W)``
     tensors: x, y, z (float64) and ok (bool).
     """
-    T, H, W = depth.shape
+    T = depth.shape[0]
     dev = depth.device
-    ys, xs = torch.meshgrid(torch.arange(H, device=dev, dtype=torch.float64),
-                            torch.arange(W, device=dev, dtype=torch.float64), indexing="ij")
-    u, v = xs.reshape(1, -1), ys.reshape(1, -1)
     z = depth.reshape(T, -1).to(torch.float64)
-
-    def row(M, i):
-        return [M[:, i, j, None] for j in range(3)]
-
-    a0, a1, a2 = row(Kinv, 0), row(Kinv, 1), row(Kinv, 2)
-    X = (a0[0] * u + a0[1] * v + a0[2]) * z
-    Y = (a1[0] * u + a1[1] * v + a1[2]) * z
-    Z = (a2[0] * u + a2[1] * v + a2[2]) * z
-    r0, r1, r2 = row(R, 0), row(R, 1), row(R, 2)
-    qx = r0[0] * X + r0[1] * Y + r0[2] * Z + t[:, 0, None]
-    qy = r1[0] * X + r1[1] * Y + r1[2] * Z + t[:, 1, None]
-    qz = r2[0] * X + r2[1] * Y + r2[2] * Z + t[:, 2, None]
-    k0, k1, k2 = row(Kt, 0), row(Kt, 1), row(Kt, 2)
-    inv = 1.0 / (k2[0] * qx + k2[1] * qy + k2[2] * qz)
-    px = (k0[0] * qx + k0[1] * qy + k0[2] * qz) * inv
-    py = (k1[0] * qx + k1[1] * qy + k1[2] * qz) * inv
+    px, py, qz = project_pixels_f64(depth, Kinv, R, t, Kt)
     ok = torch.isfinite(z) & (z > 0) & (qz > _NEAR) & torch.isfinite(px) & torch.isfinite(py)
     if valid is not None:
         ok &= valid.reshape(T, -1).to(dev)

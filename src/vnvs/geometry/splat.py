@@ -66,11 +66,16 @@ def random_keys(shape: tuple[int, ...], generator: torch.Generator | None = None
     return keys.to(device) if device is not None else keys
 
 
-def _project_depth_reference(depth: torch.Tensor, Kinv: torch.Tensor, R: torch.Tensor, t: torch.Tensor,
-                             Kt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Target pixel (rounded, float64) and depth of every source pixel, element by element in float64.
+def project_pixels_f64(depth: torch.Tensor, Kinv: torch.Tensor, R: torch.Tensor, t: torch.Tensor,
+                       Kt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Target pixel coordinates and depth of every source pixel, element by element in float64, in the
+    order of operations the compiled kernels use (so every backend agrees bit for bit).
 
-    Returns ``(ut, vt, qz)`` each ``(T, H*W)``.
+    Args:
+        depth: ``(T, H, W)`` source depth; Kinv, R, Kt: ``(T, 3, 3)`` float64; t: ``(T, 3)`` float64.
+
+    Returns:
+        ``(px, py, qz)`` each ``(T, H*W)`` float64: sub-pixel target coordinates and target depth.
     """
     T, H, W = depth.shape
     grid = pixel_grid(H, W, device=depth.device, dtype=torch.float64).reshape(2, -1)
@@ -90,9 +95,19 @@ def _project_depth_reference(depth: torch.Tensor, Kinv: torch.Tensor, R: torch.T
     qz = r2[0] * X + r2[1] * Y + r2[2] * Z + t[:, 2, None]
     k0, k1, k2 = row(Kt, 0), row(Kt, 1), row(Kt, 2)
     inv = 1.0 / (k2[0] * qx + k2[1] * qy + k2[2] * qz)
-    ut = torch.floor((k0[0] * qx + k0[1] * qy + k0[2] * qz) * inv + 0.5)
-    vt = torch.floor((k1[0] * qx + k1[1] * qy + k1[2] * qz) * inv + 0.5)
-    return ut, vt, qz
+    px = (k0[0] * qx + k0[1] * qy + k0[2] * qz) * inv
+    py = (k1[0] * qx + k1[1] * qy + k1[2] * qz) * inv
+    return px, py, qz
+
+
+def _project_depth_reference(depth: torch.Tensor, Kinv: torch.Tensor, R: torch.Tensor, t: torch.Tensor,
+                             Kt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Target pixel (rounded, float64) and depth of every source pixel, element by element in float64.
+
+    Returns ``(ut, vt, qz)`` each ``(T, H*W)``.
+    """
+    px, py, qz = project_pixels_f64(depth, Kinv, R, t, Kt)
+    return torch.floor(px + 0.5), torch.floor(py + 0.5), qz
 
 
 def project_depth_to_pixels(depth: torch.Tensor, K_src: torch.Tensor, w2c_src: torch.Tensor, K_tgt: torch.Tensor,
