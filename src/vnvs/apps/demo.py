@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 
 from vnvs.apps.config import DEFAULT_RENDERER, DemoConfig, generator_options
 from vnvs.cameras import Cameras
@@ -20,34 +22,42 @@ from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import serial
 
 
+GT_CHUNK = 8
+"""Frames of ground truth rendered per step (the progress bar moves after each)."""
+
+
 def run_demo(config: DemoConfig) -> dict:
     """Render a procedural scene's source video, re-render it along the trajectory, score it against
     the exact ground truth and write the outputs. Returns the metrics written to ``metrics.json``."""
     start = time.perf_counter()
     generator = get_generator(config.generator, **generator_options(config))
     H = W = int(config.size)
-    with progress_bar("demo", total=5, unit="step") as bar:
+    with progress_bar("demo", total=None, unit="frame") as bar:
         scene = generate_scene(config.seed)
         src = render_source_video(scene, num_frames=config.frames, size=(H, W), seed=config.seed)
-        bar.update()
         source = Cameras(src.w2c, src.K, H, W)
         traj = resolve_trajectory(config.trajectory, source, float(src.depth.median()), mode=config.mode)
+        n = len(traj)
+        bar.reset(total=config.frames + 3 * n)  # source, ground truth, novel view, writing
+        bar.update(config.frames)
         ti = traj.times.long()
-        gt = render_views(scene, traj.w2c, traj.K, traj.height, traj.width, src.times[ti])
-        bar.update()
-        _, covisible = correspondence(scene, src.w2c[ti], src.K[ti], src.times[ti], traj.w2c, traj.K, src.times[ti],
-                                      traj.height, traj.width, src_size=(H, W))
-        bar.update()
+        rgb, covisible = [], []
+        for s in range(0, n, GT_CHUNK):  # ground truth and exact co-visibility, a few frames at a time
+            sl, t = slice(s, min(s + GT_CHUNK, n)), src.times[ti[s:s + GT_CHUNK]]
+            rgb.append(render_views(scene, traj.w2c[sl], traj.K[sl], traj.height, traj.width, t).rgb)
+            covisible.append(correspondence(scene, src.w2c[ti[sl]], src.K[ti[sl]], t, traj.w2c[sl], traj.K[sl], t,
+                                            traj.height, traj.width, src_size=(H, W))[1])
+            bar.update(sl.stop - sl.start)
+        gt_rgb, covisible = torch.cat(rgb), torch.cat(covisible)
         result = render_novel_view(src.frames, src.depth, source, traj, generator, seed=config.seed,
-                                   renderer=config.renderer or DEFAULT_RENDERER)
-        bar.update()
+                                   renderer=config.renderer or DEFAULT_RENDERER, progress=bar)
         with serial():  # per-frame metrics are small ops
-            smap = ssim_map(result.frames, gt.rgb)  # one map for the three regions
+            smap = ssim_map(result.frames, gt_rgb)  # one map for the three regions
         metrics = {
-            "psnr": psnr(result.frames, gt.rgb),
+            "psnr": psnr(result.frames, gt_rgb),
             "ssim": ssim_from_map(smap),
-            "psnr_covisible": nan_to_none(psnr(result.frames, gt.rgb, covisible)),
-            "psnr_disoccluded": nan_to_none(psnr(result.frames, gt.rgb, ~covisible)),
+            "psnr_covisible": nan_to_none(psnr(result.frames, gt_rgb, covisible)),
+            "psnr_disoccluded": nan_to_none(psnr(result.frames, gt_rgb, ~covisible)),
             "ssim_covisible": nan_to_none(ssim_from_map(smap, covisible)),
             "ssim_disoccluded": nan_to_none(ssim_from_map(smap, ~covisible)),
             "covisible_fraction": float(covisible.float().mean()),
@@ -65,11 +75,11 @@ def run_demo(config: DemoConfig) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         write_video(out / "novel.mp4", result.frames, config.fps)
         write_video(out / "conditioning.mp4", conditioning_frames(result.warped, result.mask), config.fps)
-        write_contact_sheet(out / "comparison.png", [src.frames[ti], result.warped, result.frames, gt.rgb],
+        write_contact_sheet(out / "comparison.png", [src.frames[ti], result.warped, result.frames, gt_rgb],
                             labels=["source", "conditioning", "result", "ground truth"])
         traj.save(out / "trajectory.json")
         metrics["seconds"] = time.perf_counter() - start
         with atomic_path(out / "metrics.json") as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-        bar.update()
+        bar.update(n)
     return metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,7 @@ def render_novel_view(
     seed: int = 0,
     chunk_size: int = 16,
     renderer: str = "zbuffer",
+    progress=None,
 ) -> NovelView:
     """Re-render a video along a trajectory.
 
@@ -55,6 +57,7 @@ def render_novel_view(
         valid: ``(T, H, W)`` bool, source pixels with valid depth.
         seed: generator seed.
         renderer: how source frames reach the target cameras (see :func:`vnvs.geometry.control.render_control`).
+        progress: a progress bar to advance frame by frame (default: a bar of its own).
 
     Returns:
         :class:`NovelView`.
@@ -68,7 +71,8 @@ def render_novel_view(
     novel = torch.empty(N, 3, out_h, out_w)
     warped = torch.empty(N, 3, out_h, out_w)
     mask = torch.empty(N, out_h, out_w, dtype=torch.bool)
-    with progress_bar("novel view", total=N, unit="frame") as bar:
+    with contextlib.nullcontext(progress) if progress is not None else progress_bar("novel view", total=N,
+                                                                                   unit="frame") as bar:
         for start in range(0, N, chunk_size):
             sl = slice(start, min(start + chunk_size, N))
             ti = times[sl]
