@@ -11,9 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "vnvs"
 
-LAZY_ALLOWED = {"geometry/splat.py", "geometry/mesh_render.py"}
-"""Modules that may import vnvs code inside a function: the splat and the mesh renderer load their numba kernels (and numba's
-compile cache) only when the CPU fast path runs."""
+LAZY_ALLOWED = {"geometry/splat.py", "geometry/mesh_render.py", "cli.py"}
+"""Modules that may import vnvs code inside a function: the splat and the mesh renderer load their numba
+kernels (and numba's compile cache) only when the CPU fast path runs; the command line loads a command's
+modules (and torch) only when that command runs, so ``vnvs --help`` and ``vnvs --version`` answer at once."""
 
 
 def test_layers_contract_is_kept():
@@ -50,3 +51,14 @@ def test_vnvs_imports_are_at_module_level():
 def test_the_import_check_sees_imports_inside_functions():
     tree = ast.parse("import os\n\ndef f():\n    from vnvs.io import read_video\n    return read_video\n")
     assert _inner_vnvs_imports(tree) == [(4, "vnvs.io")]
+
+
+def test_help_loads_nothing_heavy():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    code = ("import sys, runpy; sys.argv = ['vnvs', '--help']\n"
+            "try:\n    runpy.run_module('vnvs.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('torch', 'cv2', 'numba', 'diffusers', 'transformers', 'av') if m in sys.modules)\n"
+            "print('heavy=' + ','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "heavy=", f"vnvs --help imported {done.stdout.strip().splitlines()[-1]}"

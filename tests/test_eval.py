@@ -12,7 +12,7 @@ from vnvs.cli import main
 from vnvs.data.config import PrepareConfig
 from vnvs.data.inputs import collect_inputs
 from vnvs.errors import InputError
-from vnvs.evaluation import parse_methods
+from vnvs.evaluation.methods import parse_methods
 from vnvs.evaluation.synthetic import EVAL_SCENE_BASE, MAX_EVAL_SEED, eval_scene_numbers
 from vnvs.models import NovelViewModel, get_preset
 from vnvs.synthetic import generate_scene

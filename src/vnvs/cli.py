@@ -1,5 +1,8 @@
 """The ``vnvs`` command.
 
+The options of every subcommand are defined here, from the config dataclasses (light modules); a
+command's own modules (and torch) load only when it runs, so ``vnvs --help`` answers at once.
+
 Every subcommand reports user errors (bad files, malformed trajectories, impossible options) as one
 line ``error: ...`` on stderr with exit code 2, and never leaves a partial output file behind.
 """
@@ -13,21 +16,14 @@ from pathlib import Path
 
 from vnvs import __version__
 from vnvs.apps.config import DemoConfig, RenderConfig
-from vnvs.apps.demo import run_demo
-from vnvs.apps.render import run_render
-from vnvs.cameras import Cameras
-from vnvs.cameras.resolve import read_camera_file, resolve_trajectory
 from vnvs.data.config import PrepareRun
-from vnvs.data.engine import prepare
-from vnvs.data.inputs import collect_inputs
 from vnvs.errors import InputError, TrajectoryError, VnvsError
-from vnvs.evaluation.cli import add_eval_parser
-from vnvs.training.cli import add_train_parser, run_train
+from vnvs.evaluation.config import EvalConfig
+from vnvs.utils.argtypes import positive_float as _positive_float
 from vnvs.utils.argtypes import positive_int as _positive_int
 from vnvs.utils.config_cli import add_config_arguments, config_from_args
 from vnvs.utils.logs import configure_cli_logging
 from vnvs.utils.memory import tune_allocator
-from vnvs.utils.threads import configure_threads
 
 EXIT_USER_ERROR = 2
 
@@ -60,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_trajectory)
 
     _add_prepare_parser(sub)
-    add_eval_parser(sub)
-    add_train_parser(sub).set_defaults(func=_cmd_train)
+    p = sub.add_parser("eval", help="score methods on a benchmark (PSNR / SSIM over co-visible and disoccluded regions)",
+                       description="Run methods on a benchmark and write report.json and report.md. "
+                                   "See docs/evaluation.md.")
+    add_config_arguments(p, EvalConfig)
+    p.set_defaults(func=_cmd_eval)
+    _add_train_parser(sub).set_defaults(func=_cmd_train)
     for command in sub.choices.values():
         command.add_argument("--threads", type=_positive_int, default=None,
                              help="CPU threads for torch and OpenCV (default: OMP_NUM_THREADS, else the CPU count; "
@@ -89,6 +89,31 @@ def reference_markdown(parser: argparse.ArgumentParser | None = None) -> str:
     return "\n".join(lines)
 
 
+def _add_train_parser(sub) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to ``sub`` (the caller sets its ``func``); return its parser."""
+    p = sub.add_parser(
+        "train", help="train a novel-view model with flow matching on prepared pairs (Accelerate; 1..N GPUs or the CPU)",
+        description="Train on samples written by `vnvs prepare`. Checkpoints go to OUTPUT/checkpoints, the loss log to "
+                    "OUTPUT/log.jsonl, the final (EMA) model to OUTPUT/model. For several GPUs or nodes run it under "
+                    "`accelerate launch`. See docs/training.md.")
+    p.add_argument("--config", "-c", default=None,
+                   help="training preset (tiny, dit-small, ... see docs/training.md) or a .json/.toml config file "
+                        "(optional with --resume: the checkpoint's config)")
+    p.add_argument("--data", "-d", type=Path, required=True, help="folder written by `vnvs prepare` (index.json), or a folder of such folders "
+                        "(e.g. data/ holding data/flow and data/synthetic)")
+    p.add_argument("--output", "-o", type=Path, required=True, help="run folder (checkpoints, logs, model)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest complete checkpoint in OUTPUT (start fresh if there is none)")
+    p.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer steps of the whole run")
+    p.add_argument("--seed", type=int, default=None, help="run seed (init, data order, noise)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="samples per process per micro-batch")
+    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
+    p.add_argument("--num-workers", type=int, default=None, help="data loader processes per training process")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="checkpoint every N steps")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None, help="autocast precision")
+    return p
+
+
 def _add_prepare_parser(sub) -> None:
     p = sub.add_parser("prepare", help="cut training samples (pairs, grids) from videos or procedural scenes into shards",
                        description="Build training samples and store them as shards with an index.json; "
@@ -98,6 +123,8 @@ def _add_prepare_parser(sub) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from vnvs.apps.demo import run_demo
+
     config = config_from_args(DemoConfig, args)
     metrics = run_demo(config)
     keys = ("psnr", "ssim", "psnr_covisible", "psnr_disoccluded", "generator", "seconds")
@@ -107,6 +134,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
+    from vnvs.apps.render import run_render
+
     config = config_from_args(RenderConfig, args)
     summary = run_render(config)
     print(json.dumps(summary))
@@ -115,6 +144,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_trajectory(args: argparse.Namespace) -> int:
+    from vnvs.cameras import Cameras
+    from vnvs.cameras.resolve import read_camera_file, resolve_trajectory
+
     if args.output.suffix.lower() != ".json":
         raise InputError(f"{args.output}: a vnvs trajectory is written as JSON; name the output *.json")
     frames = args.frames
@@ -131,6 +163,9 @@ def _cmd_trajectory(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    from vnvs.data.engine import prepare
+    from vnvs.data.inputs import collect_inputs
+
     run = config_from_args(PrepareRun, args)
     items = collect_inputs(run.input, run.kind, run.limit, depth_dir=run.depth_dir, cameras_dir=run.cameras_dir,
                            config=run.build, seed=run.seed)
@@ -144,7 +179,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from vnvs.training.cli import run_train
+
     return run_train(args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from vnvs.evaluation.cli import cmd_eval
+
+    return cmd_eval(args)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from vnvs.utils.threads import configure_threads
+
         configure_threads(args.threads)
         return args.func(args)
     except VnvsError as exc:

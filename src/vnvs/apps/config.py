@@ -7,18 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vnvs.estimators.depth import DEFAULT_DEPTH_MODEL
-from vnvs.generators import DEFAULT_GENERATOR
-from vnvs.geometry.control import RENDERERS
+from vnvs.defaults import DEFAULT_DEPTH_MODEL, DEFAULT_GENERATOR, DEFAULT_RENDERER, RENDERERS
 from vnvs.utils import validate
 
 Mode = Literal["gradual", "direct"]
 """How a preset trajectory is traversed: ``gradual`` reaches the full offset at the last frame, ``direct``
 starts with it."""
-
-DEFAULT_RENDERER = "mesh"
-"""Renderer of the control signal by default: the one that scored best with the default generator in the loop
-(``benchmarks/renderers.py``, see BENCHMARKS.md), although that model was trained on z-buffer pairs."""
 
 MAX_SIDE = 8192
 """Largest frame side a command accepts (a 8K frame; beyond it the buffers alone need tens of GB)."""

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vnvs.data.schema import PREPARE_KINDS
+from vnvs.data.kinds import PREPARE_KINDS
 from vnvs.utils import validate
 
 

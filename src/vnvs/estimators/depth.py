@@ -24,6 +24,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from vnvs.defaults import DEFAULT_DEPTH_MODEL
 from vnvs.errors import InputError, MissingDependencyError
 from vnvs.estimators.flow import (
     FlowEstimator,
@@ -35,8 +36,6 @@ from vnvs.io.depth import load_depth
 from vnvs.utils.device import resolve_device
 from vnvs.synthetic import render_depth
 
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-"""Hub id used when no depth model is named (needs a download once, or a local copy)."""
 
 _DEPTH_FILE_SUFFIXES = (".npy", ".npz")
 _METRIC_MODEL_TYPES = ("zoedepth",)

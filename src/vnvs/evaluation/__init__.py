@@ -12,7 +12,3 @@ Benchmarks:
 Reports: ``report.json`` (per-scene and mean values, settings, machine) and ``report.md`` (a
 Markdown table), see :mod:`vnvs.evaluation.report`. See ``docs/evaluation.md``.
 """
-
-from vnvs.evaluation.methods import Method, parse_methods
-
-__all__ = ["Method", "parse_methods"]

@@ -1,4 +1,5 @@
-"""The ``vnvs eval`` subcommand: its options (from :class:`~vnvs.evaluation.config.EvalConfig`) and handler."""
+"""``vnvs eval``: from parsed options to a report (the options are built from
+:class:`~vnvs.evaluation.config.EvalConfig` in :mod:`vnvs.cli`)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,7 @@ import json
 from vnvs.evaluation.config import EvalConfig
 from vnvs.evaluation.report import markdown_table
 from vnvs.evaluation.runner import run_eval
-from vnvs.utils.config_cli import add_config_arguments, config_from_args
-
-
-def add_eval_parser(sub) -> None:
-    """Add ``eval`` to the ``vnvs`` subcommands."""
-    p = sub.add_parser("eval", help="score methods on a benchmark (PSNR / SSIM over co-visible and disoccluded regions)",
-                       description="Run methods on a benchmark and write report.json and report.md. "
-                                   "See docs/evaluation.md.")
-    add_config_arguments(p, EvalConfig)
-    p.set_defaults(func=cmd_eval)
+from vnvs.utils.config_cli import config_from_args
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

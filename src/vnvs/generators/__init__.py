@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from vnvs.defaults import DEFAULT_GENERATOR, SHIPPED_CHECKPOINT
 from vnvs.errors import InputError
 from vnvs.generators.base import Generator
 from vnvs.generators.classical import InpaintGenerator, WarpGenerator
@@ -18,8 +19,6 @@ from vnvs.generators.windows import WindowedGenerator
 
 log = logging.getLogger(__name__)
 
-SHIPPED_CHECKPOINT = "vnvs-dit-small"
-"""Folder name, under ``vnvs/checkpoints/``, of the model that ships with the package."""
 
 GENERATORS = {
     "warp": "the warped source frame, holes left black",
@@ -27,7 +26,6 @@ GENERATORS = {
     "default": f"the model that ships with vnvs ({SHIPPED_CHECKPOINT}); warp+inpaint if it is missing",
 }
 """Registered generator names and what they do; a saved model folder is accepted as a name too."""
-DEFAULT_GENERATOR = "default"
 
 
 def shipped_checkpoint() -> Path | None:

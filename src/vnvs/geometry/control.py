@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vnvs.defaults import RENDERERS
 from vnvs.geometry.mesh_render import mesh_render
 from vnvs.geometry.splat import forward_splat
 from vnvs.geometry.warp import denormalize_coords, normalize_coords
@@ -36,7 +37,6 @@ WARPED = slice(5, 8)
 """Channels of the warped frame ``I_r``."""
 MASK = slice(8, 9)
 """Channel of the mask ``M``."""
-RENDERERS = ("zbuffer", "mesh")
 """Renderers of the control signal (:func:`render_control`): the z-buffer point splat and the depth mesh."""
 
 

@@ -1,43 +1,15 @@
-"""``vnvs train``: parser and handler (Accelerate is imported when the command runs)."""
+"""``vnvs train``: from parsed options to a training run (the options themselves are defined in :mod:`vnvs.cli`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-from pathlib import Path
 
 from vnvs.errors import InputError
 from vnvs.training.checkpoint import latest_checkpoint, read_config
-from vnvs.training.presets import PRESETS, load_config
+from vnvs.training.presets import load_config
 from vnvs.training.trainer import train
-from vnvs.utils.argtypes import positive_float as _positive_float
-from vnvs.utils.argtypes import positive_int as _positive_int
-
-
-def add_train_parser(sub) -> argparse.ArgumentParser:
-    """Add the ``train`` subcommand to ``sub`` (the caller sets its ``func``); return its parser."""
-    p = sub.add_parser(
-        "train", help="train a novel-view model with flow matching on prepared pairs (Accelerate; 1..N GPUs or the CPU)",
-        description="Train on samples written by `vnvs prepare`. Checkpoints go to OUTPUT/checkpoints, the loss log to "
-                    "OUTPUT/log.jsonl, the final (EMA) model to OUTPUT/model. For several GPUs or nodes run it under "
-                    "`accelerate launch`. See docs/training.md.")
-    p.add_argument("--config", "-c", default=None,
-                   help=f"training preset ({', '.join(PRESETS)}) or a .json/.toml config file "
-                        "(optional with --resume: the checkpoint's config)")
-    p.add_argument("--data", "-d", type=Path, required=True, help="folder written by `vnvs prepare` (index.json), or a folder of such folders (e.g. data/ "
-                        "holding data/flow and data/synthetic)")
-    p.add_argument("--output", "-o", type=Path, required=True, help="run folder (checkpoints, logs, model)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the latest complete checkpoint in OUTPUT (start fresh if there is none)")
-    p.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer steps of the whole run")
-    p.add_argument("--seed", type=int, default=None, help="run seed (init, data order, noise)")
-    p.add_argument("--batch-size", type=_positive_int, default=None, help="samples per process per micro-batch")
-    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
-    p.add_argument("--num-workers", type=int, default=None, help="data loader processes per training process")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="checkpoint every N steps")
-    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=None, help="autocast precision")
-    return p
 
 
 def resolve_config(args: argparse.Namespace):

@@ -1,0 +1,14 @@
+"""Names every layer shares and the command line needs before anything heavy loads: the defaults a
+command uses when the user names none. Importing this module imports nothing."""
+
+DEFAULT_GENERATOR = "default"
+"""The generator of ``vnvs demo`` and ``vnvs render``: the model shipped with vnvs."""
+SHIPPED_CHECKPOINT = "vnvs-dit-small"
+"""Folder name, under ``vnvs/checkpoints/``, of the model that ships with the package."""
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+"""Hub id used when no depth model is named (needs a download once, or a local copy)."""
+RENDERERS = ("zbuffer", "mesh")
+"""How source frames are carried to target cameras: the z-buffer point splat or the depth mesh."""
+DEFAULT_RENDERER = "mesh"
+"""Renderer of the control signal by default: the one that scored best with the default generator in the loop
+(``benchmarks/renderers.py``, see BENCHMARKS.md), although that model was trained on z-buffer pairs."""
