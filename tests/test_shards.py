@@ -86,3 +86,22 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     files = sorted(p.name for p in (tmp_path / "shards").iterdir())
     assert files == ["x-1.safetensors"]  # no temporary file, no sidecar
     assert not is_complete(tmp_path, "x-1") and list_sidecars(tmp_path) == []
+
+
+def test_identical_runs_write_identical_shard_bytes(tmp_path):
+    """Two processes (two hash seeds) writing the same shard give the same bytes."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from vnvs.data.schema import BuildResult, WorkItem\n"
+            "from vnvs.data.shards import write_shard\n"
+            "r = BuildResult(); r.add({'mask': torch.ones(2, 3, dtype=torch.uint8)}, {'kind': 'x'})\n"
+            "write_shard(sys.argv[1], WorkItem('item-1', scene=1), 'synthetic', r, config={}, seed=0, seconds=0.0)\n")
+    for i, hash_seed in enumerate(("1", "2")):
+        env = dict(__import__("os").environ, PYTHONHASHSEED=hash_seed)
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / str(i))], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    a, b = (sorted((tmp_path / str(i)).rglob("*.safetensors")) for i in range(2))
+    assert len(a) == len(b) == 1 and a[0].read_bytes() == b[0].read_bytes()

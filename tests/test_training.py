@@ -32,7 +32,7 @@ from vnvs.training.ema import EMA
 from vnvs.training.flow_matching import (add_noise, drop_control, flow_matching_loss, loss_weights, sample_sigmas,
                                          shift_sigmas)
 from vnvs.training.trainer import build_model, read_log, train
-from vnvs.utils.atomic import atomic_dir, replace_dir
+from vnvs.utils.atomic import atomic_dir, atomic_path, replace_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -553,3 +553,16 @@ def test_a_folder_of_prepared_folders_is_one_dataset(data, tmp_path):
         ShardDataset(parent, kinds=["flow-pairs"])
     with pytest.raises(InputError, match="holds no prepared samples"):
         ShardDataset(tmp_path / "a")  # neither an index nor prepared folders inside
+
+
+def test_atomic_outputs_respect_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_dir(tmp_path / "d") as folder:
+            (folder / "a").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750

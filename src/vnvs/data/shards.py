@@ -87,7 +87,9 @@ def write_shard(output: str | os.PathLike, item: WorkItem, kind: str, result: Bu
     tensors_path.parent.mkdir(parents=True, exist_ok=True)
     source = item.path if item.path is not None else f"scene:{item.scene}"
     with atomic_path(tensors_path) as tmp:
-        save_file(_flatten(result.samples), str(tmp), metadata={"key": item.key, "format": str(FORMAT_VERSION)})
+        # one metadata entry: safetensors writes several in hash order, which differs from process to process
+        header = json.dumps({"format": FORMAT_VERSION, "key": item.key}, sort_keys=True)
+        save_file(_flatten(result.samples), str(tmp), metadata={"vnvs": header})
         _fsync_file(tmp)
     sidecar = {
         "format": FORMAT_VERSION,
