@@ -1,8 +1,8 @@
 """Throughput and memory of `vnvs prepare --kind flow-pairs`.
 
 Writes procedural videos (H.264, 256x256) to a temporary folder, then times `vnvs prepare` as a
-fresh process with the local engine (1 and 2 workers) and the Ray engine (2 workers, a local Ray
-instance started by the command), reporting pairs/s and frames/s (stored frames: source + target
+fresh process with the local engine (1 and 2 workers) and the Ray engine (1, 2 and 4 workers, a local
+Ray instance started by the command), reporting pairs/s and frames/s (stored frames: source + target
 clips). Then measures the peak resident memory of a single-process run on a short and on a long
 video: it must not grow with video length, because frames are streamed.
 
@@ -72,7 +72,9 @@ def main() -> None:
         write_videos(tmp / "videos", args.videos, args.frames, args.size)
         for name, extra in (("local, 1 worker", ["--engine", "local", "--workers", "1"]),
                             ("local, 2 workers", ["--engine", "local", "--workers", "2"]),
-                            ("ray, 2 workers", ["--engine", "ray", "--workers", "2"])):
+                            ("ray, 1 worker", ["--engine", "ray", "--workers", "1"]),
+                            ("ray, 2 workers", ["--engine", "ray", "--workers", "2"]),
+                            ("ray, 4 workers", ["--engine", "ray", "--workers", "4"])):
             out = tmp / name.replace(", ", "_").replace(" ", "")
             seconds, summary, _ = run_prepare(["--input", str(tmp / "videos"), "--output", str(out), *common, *extra])
             pairs = summary["samples"]

@@ -157,8 +157,8 @@ def prepare_section() -> list[str]:
         out.append(f"| {name} | {t['seconds']:.1f} | {t['pairs']} | {t['pairs_per_s']:.2f} | {t['frames_per_s']:.1f} |")
     out += ["", "On a 2-core machine one worker already keeps both cores busy (torch and OpenCV threads), so more "
             "worker processes only add their start-up (spawn, importing torch; for Ray also starting the local "
-            "instance); the process pool and Ray pay off with many cores or nodes, which this table does not "
-            "measure.", "",
+            "instance) and contend for the same two cores: the 2-core ceiling is the 1-worker rate. The process "
+            "pool and Ray pay off with many cores or nodes, which this table does not measure.", "",
             "Peak resident memory of one `vnvs prepare` process (local engine, 1 worker, 4 candidate pairs) on one "
             "long video; frames are streamed, so it does not grow with the video's length:", "",
             "| video frames | peak RSS (MB) | seconds |", "|---|---|---|"]
