@@ -5,6 +5,7 @@ See ``docs/synthetic.md``. Time is a float in ``[0, 1]`` over the clip.
 """
 
 from vnvs.synthetic.correspondence import correspondence
+from vnvs.synthetic.grids import procedural_grid
 from vnvs.synthetic.paths import (
     SOURCE_MOTIONS,
     GridOutput,
@@ -24,6 +25,6 @@ __all__ = [
     "BOX", "ELLIPSOID", "SPHERE", "SOURCE_MOTIONS",
     "GridOutput", "RenderOutput", "Scene", "SceneConfig", "SourceVideo",
     "cast_pixels", "clip_times", "correspondence", "generate_scene",
-    "look_at_depth", "median_depth", "orbit_camera", "render", "render_depth", "render_grid",
+    "look_at_depth", "median_depth", "orbit_camera", "procedural_grid", "render", "render_depth", "render_grid",
     "render_source_video", "render_views", "source_camera_path",
 ]
