@@ -566,3 +566,27 @@ def test_atomic_outputs_respect_the_umask(tmp_path):
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
+
+
+def test_memory_estimate_refuses_a_step_that_does_not_fit(data, tmp_path, capsys):
+    from vnvs.training.memory import kept_activation_bytes
+
+    lin = torch.nn.Linear(32, 32)
+    x = torch.randn(4, 32, requires_grad=True)
+    # saved for backward: x (for the weight gradient) and tanh's output, 4 x 32 float32 each
+    assert kept_activation_bytes(lambda: torch.tanh(lin(x)).sum(), exclude=lin.parameters()) == 2 * 4 * 32 * 4
+
+    cfg = tmp_path / "tiny.json"
+    tiny(max_steps=1, memory_limit_gb=1e-4).save(cfg)
+    out = tmp_path / "run"
+    code, _, err = _cli(["train", "--config", cfg, "--data", data, "--output", out], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "a training step needs about" in err and "kB are free on cpu" in err
+    assert not out.exists()
+    # the same run with the check off trains; its estimate grows with the micro-batch
+    small = Trainer(tiny(max_steps=1, batch_size=1, memory_limit_gb=0), data, tmp_path / "a")
+    big = Trainer(tiny(max_steps=1, batch_size=4, memory_limit_gb=0), data, tmp_path / "b")
+    small.setup(), big.setup()
+    assert small.memory.activations_per_sample > 0
+    assert big.memory.peak > small.memory.peak
+    assert small.memory.fitting_batch(small.memory.peak) >= 1

@@ -288,7 +288,7 @@ def _read_depth(path: Path, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch
             valid = np.asarray(f["valid"]) if "valid" in f.files else None
     except InputError:
         raise
-    except Exception as e:  # damaged archive members, pickled objects
+    except Exception as e:  # noqa: BLE001 - damaged archive members, pickled objects
         raise InputError(f"{path}: unreadable depth archive ({type(e).__name__}: {e})") from None
     if d.shape != shape or not np.issubdtype(d.dtype, np.floating):
         raise InputError(f"{path}: 'depth' must be float of shape {shape}, got {d.dtype} {d.shape}")

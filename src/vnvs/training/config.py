@@ -35,7 +35,7 @@ LR_SCHEDULES = ("constant", "cosine", "linear")
 ADAPT_MODES = ("crop", "resize", "none")
 
 RUN_FIELDS = ("max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "tensorboard",
-              "record_samples")
+              "record_samples", "memory_limit_gb")
 """Fields that only steer the run (length, logging, I/O); a resumed run may change them, but no others."""
 
 
@@ -119,6 +119,9 @@ class TrainConfig:
     record_samples: bool = False
     """Append the sample positions (into the data index) each process used at each step to
     ``OUTPUT/samples/rank-KKKK.jsonl`` (an audit of the data order)."""
+    memory_limit_gb: float | None = None
+    """Refuse to start when the estimated peak memory of a training step exceeds this many GB
+    (None: the memory free on the device when the run starts; 0: do not check)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -150,6 +153,8 @@ class TrainConfig:
         for name in ("epoch_size", "max_frames"):
             value = getattr(self, name)
             need(value is None or (_is_int(value) and value >= 1), f"{name} must be null or an integer >= 1, got {value!r}")
+        need(self.memory_limit_gb is None or (_is_num(self.memory_limit_gb) and self.memory_limit_gb >= 0),
+             f"memory_limit_gb must be >= 0, got {self.memory_limit_gb!r}")
         need(_is_num(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         need(isinstance(self.betas, tuple) and len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
              f"betas must be two numbers in [0, 1), got {self.betas!r}")

@@ -25,9 +25,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +38,20 @@ import torch
 from vnvs.data.dataset import ShardDataset, collate
 from vnvs.errors import InputError
 from vnvs.models import build_model, check_model_spec
-from vnvs.training import checkpoint as ckpt_io
 from vnvs.sampling import SamplingConfig
+from vnvs.training import checkpoint as ckpt_io
 from vnvs.training.adapt import fit_batch
 from vnvs.training.config import TrainConfig
 from vnvs.training.data import EpochBatches
 from vnvs.training.ema import EMA, export_ema
 from vnvs.training.flow_matching import flow_matching_loss
+from vnvs.training.memory import (
+    GB,
+    MemoryEstimate,
+    available_bytes,
+    format_bytes,
+    kept_activation_bytes,
+)
 from vnvs.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -111,26 +118,50 @@ def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
                           renderer="zbuffer")
 
 
-def freeze_unused(model, dataset, fit: dict[str, Any], device: torch.device) -> list[str]:
-    """Freeze the trainable parameters that get no gradient from a training forward pass; return their names.
+def probe_step(model, dataset, fit: dict[str, Any], device: torch.device, autocast=contextlib.nullcontext
+               ) -> tuple[list[str], int]:
+    """One sample of the data through a training forward and backward pass (gradients are then cleared;
+    no RNG is drawn). Returns the names of the trainable parameters that got no gradient and the bytes
+    of activations autograd kept for the backward pass (:func:`vnvs.training.memory.kept_activation_bytes`).
 
     Training never passes text embeddings, so e.g. a text projection is never used; DDP needs every
-    trainable parameter to take part in each step (or the slower ``find_unused_parameters``). One
-    sample of the data goes through the model once (gradients are then cleared; no RNG is drawn).
+    trainable parameter to take part in each step (or the slower ``find_unused_parameters``).
     """
     batch = collate([dataset.load(0)])
     control, target = fit_batch(batch["control"], batch["target"], **fit)
     model.to(device)
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         x0 = model.encode(target.to(device))
-    v = model(x0, torch.full((1,), 500.0, device=device), control=control.to(device))
-    v.float().square().mean().backward()
+    out = []
+
+    def forward():
+        with autocast():
+            out.append(model(x0, torch.full((1,), 500.0, device=device), control=control.to(device)))
+
+    kept = kept_activation_bytes(forward, exclude=model.parameters())
+    out[0].float().square().mean().backward()
     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     model.zero_grad(set_to_none=True)
-    for n, p in model.named_parameters():
-        if n in unused:
-            p.requires_grad_(False)
-    return unused
+    return unused, kept
+
+
+def check_memory(model, config: TrainConfig, kept_per_sample: int, device: torch.device) -> MemoryEstimate:
+    """Raise :class:`InputError` (one line naming a micro-batch that fits) when a step would not fit."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    state = sum(p.numel() * 4 for p in trainable) * (3 + (config.ema_decay > 0))  # grad, 2 moments, EMA (fp32)
+    estimate = MemoryEstimate(weights, state, kept_per_sample, config.batch_size)
+    if config.memory_limit_gb == 0:
+        return estimate
+    available = int(config.memory_limit_gb * GB) if config.memory_limit_gb else available_bytes(device)
+    if available is not None and estimate.peak > available:
+        fits = estimate.fitting_batch(available)
+        hint = (f"use --batch-size {fits} (with grad_accum {-(-config.batch_size // fits)} in the config for the same "
+                "effective batch)" if fits else "use smaller or fewer frames (prepare --size / --clip-frames, or "
+                "max_frames in the config) or a device with more memory")
+        raise InputError(f"a training step needs {estimate.describe()}, but {format_bytes(available)} are free on "
+                         f"{device.type}; {hint}")
+    return estimate
 
 
 def lr_lambda(config: TrainConfig):
@@ -302,10 +333,6 @@ class Trainer:
         if self._batches.batches_per_epoch(0) == 0:
             raise InputError(f"{self.data} has {len(dataset.samples)} samples of {', '.join(dataset.kinds)}: fewer than "
                              f"one batch of {config.batch_size} per process x {world} process(es)")
-        if main:
-            output.mkdir(parents=True, exist_ok=True)
-            ckpt_io.remove_partial(output)
-        accelerator.wait_for_everyone()
 
         fit = dict(max_frames=config.max_frames, mode=config.adapt_frames)
         torch.manual_seed(config.seed)  # the same initial weights on every process
@@ -319,14 +346,24 @@ class Trainer:
         self._fsdp = accelerator.distributed_type == DistributedType.FSDP
         if self._fsdp and config.ema_decay > 0:
             raise InputError("the EMA is kept per parameter on each process and does not support FSDP; set ema_decay = 0")
-        if not self._fsdp and not config.find_unused_parameters:
-            unused = freeze_unused(model, dataset, fit, device)
-            if unused and main:
-                log.warning("%d parameter tensors get no gradient (used only with text input) and stay frozen (%s%s)",
-                            len(unused), ", ".join(unused[:4]), ", ..." if len(unused) > 4 else "")
-        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if config.gradient_checkpointing:
             model.set_gradient_checkpointing(True)
+        if not self._fsdp:
+            unused, kept = probe_step(model, dataset, fit, device, accelerator.autocast)
+            if not config.find_unused_parameters:
+                for n, p in model.named_parameters():
+                    if n in unused:
+                        p.requires_grad_(False)
+            self.memory = check_memory(model, config, kept, device)
+            if unused and main and not config.find_unused_parameters:
+                log.warning("%d parameter tensors get no gradient (used only with text input) and stay frozen "
+                            "(%s%s)", len(unused), ", ".join(unused[:4]), ", ..." if len(unused) > 4 else "")
+        # inputs and memory checked: from here on the run writes
+        if main:
+            output.mkdir(parents=True, exist_ok=True)
+            ckpt_io.remove_partial(output)
+        accelerator.wait_for_everyone()
+        trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         set_seed(config.seed, device_specific=True)  # global RNGs: seed + process index
 
         optimizer = torch.optim.AdamW([p for _, p in trainable], lr=config.lr, betas=config.betas,
