@@ -197,8 +197,8 @@ def test_time_going_back_uses_spilled_frames(clip, tmp_path, capsys):
     err_fwd = (novel - source).abs().mean()
     assert err_rev < 0.03 and err_rev < err_fwd / 2, (err_rev, err_fwd)
     # the spilled buffers are working files: they stay out of the output
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["conditioning.mp4", "novel.mp4", "side_by_side.mp4",
-                                                                  "trajectory.json"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".vnvs-output.json", "conditioning.mp4", "novel.mp4",
+                                                                  "side_by_side.mp4", "trajectory.json"]
 
 
 def _k_file(tmp_path, K):
@@ -395,12 +395,17 @@ def test_failure_keeps_existing_output_untouched(clip, tmp_path, capsys):
     root, video = clip
     out = tmp_path / "out"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    (out / "novel.mp4").write_text("an earlier result")
     bad = video.depth.clone()
     bad[11] = -1.0
     np.save(tmp_path / "neg.npy", bad.numpy())
     code, _, err = run(["render", root / "clip.mp4", "--depth", tmp_path / "neg.npy", "--chunk-frames", 4,
                         "--output", out], capsys)
     assert code == 2 and "frame 11" in err
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["novel.mp4"] and (out / "novel.mp4").read_text() == "an earlier result"
     assert not list(tmp_path.glob(".out.*"))
+    # a folder holding files vnvs did not write is never replaced: refused before any work
+    (out / "keep.txt").write_text("mine")
+    code, _, err = run(["render", root / "clip.mp4", "--depth", root / "depth.npy", "--output", out], capsys)
+    assert code == 2 and "holds files vnvs did not write (keep.txt)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "novel.mp4"]

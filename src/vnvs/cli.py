@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from vnvs import __version__
-from vnvs.apps.config import DemoConfig, RenderConfig
+from vnvs.apps.config import DEMO_FILES, RENDER_FILES, DemoConfig, RenderConfig
 from vnvs.data.config import PrepareRun
 from vnvs.errors import InputError, TrajectoryError, VnvsError
 from vnvs.evaluation.config import EvalConfig
@@ -24,6 +24,8 @@ from vnvs.utils.argtypes import positive_int as _positive_int
 from vnvs.utils.config_cli import add_config_arguments, config_from_args
 from vnvs.utils.logs import configure_cli_logging
 from vnvs.utils.memory import tune_allocator
+from vnvs.utils.atomic import check_output_folder
+from vnvs.utils.outputs import check_destination, describe_write_error
 
 EXIT_USER_ERROR = 2
 
@@ -126,6 +128,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vnvs.apps.demo import run_demo
 
     config = config_from_args(DemoConfig, args)
+    check_destination(config.output, "folder")
+    check_output_folder(config.output, DEMO_FILES)
+    _check_device(getattr(config, "device", None))
     metrics = run_demo(config)
     keys = ("psnr", "ssim", "psnr_covisible", "psnr_disoccluded", "generator", "seconds")
     print(json.dumps({k: metrics[k] for k in keys}))
@@ -137,6 +142,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vnvs.apps.render import run_render
 
     config = config_from_args(RenderConfig, args)
+    check_destination(config.output, "folder")
+    check_output_folder(config.output, RENDER_FILES)
+    _check_device(getattr(config, "device", None))
     summary = run_render(config)
     print(json.dumps(summary))
     print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
@@ -149,6 +157,7 @@ def _cmd_trajectory(args: argparse.Namespace) -> int:
 
     if args.output.suffix.lower() != ".json":
         raise InputError(f"{args.output}: a vnvs trajectory is written as JSON; name the output *.json")
+    check_destination(args.output, "file")
     frames = args.frames
     if frames is None:  # presets: 49 frames; camera files: as many as they hold
         try:
@@ -190,6 +199,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return cmd_eval(args)
 
 
+def _check_device(device: str | None) -> None:
+    """Refuse an unknown or absent device before any work, even where the chosen method runs without one."""
+    if device is not None:
+        from vnvs.utils.device import resolve_device
+
+        resolve_device(device)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line like every other user error: one ``error:`` line, exit 2."""
 
@@ -209,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except VnvsError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # a full disk or read-only output met while writing: one line too
+        message = describe_write_error(exc, getattr(args, "output", None))
+        if message is None:
+            raise
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -12,3 +12,7 @@ RENDERERS = ("zbuffer", "mesh")
 DEFAULT_RENDERER = "mesh"
 """Renderer of the control signal by default: the one that scored best with the default generator in the loop
 (``benchmarks/renderers.py``, see BENCHMARKS.md), although that model was trained on z-buffer pairs."""
+FLOW_BACKEND_NAMES = ("dis", "dis-fast", "farneback", "raft", "raft-small")
+"""Optical flow backends ``vnvs prepare --flow`` accepts (``vnvs.estimators.flow.FLOW_BACKENDS`` describes each)."""
+MAX_SIDE = 8192
+"""Largest image side, in pixels, any command accepts."""

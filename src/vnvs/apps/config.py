@@ -7,14 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vnvs.defaults import DEFAULT_DEPTH_MODEL, DEFAULT_GENERATOR, DEFAULT_RENDERER, RENDERERS
+from vnvs.defaults import DEFAULT_DEPTH_MODEL, DEFAULT_GENERATOR, DEFAULT_RENDERER, MAX_SIDE, RENDERERS
 from vnvs.utils import validate
+from vnvs.utils.memory import FRAME_BYTES_PER_PIXEL, check_fits
+
+RENDER_FILES = ("novel.mp4", "conditioning.mp4", "side_by_side.mp4", "trajectory.json", "depth.npz")
+"""What ``vnvs render`` writes into its output folder."""
+DEMO_FILES = ("novel.mp4", "conditioning.mp4", "comparison.png", "metrics.json", "trajectory.json")
+"""What ``vnvs demo`` writes into its output folder."""
 
 Mode = Literal["gradual", "direct"]
 """How a preset trajectory is traversed: ``gradual`` reaches the full offset at the last frame, ``direct``
 starts with it."""
 
-MAX_SIDE = 8192
 """Largest frame side a command accepts (a 8K frame; beyond it the buffers alone need tens of GB)."""
 
 
@@ -54,6 +59,7 @@ class DemoConfig:
         validate.positive_int(self.frames, "frames")
         validate.positive_int(self.size, "size")
         validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
+        check_fits(FRAME_BYTES_PER_PIXEL * self.frames * self.size * self.size, f"a demo of {self.frames} frames at {self.size} px")
         validate.choice(self.mode, ("gradual", "direct"), "mode")
         _check_sampling(self)
         validate.choice(self.renderer, RENDERERS + (None,), "renderer")

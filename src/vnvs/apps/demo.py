@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import torch
 
 
-from vnvs.apps.config import DEFAULT_RENDERER, DemoConfig, generator_options
+from vnvs.apps.config import DEFAULT_RENDERER, DEMO_FILES, DemoConfig, generator_options
 from vnvs.cameras import Cameras
-from vnvs.cameras.resolve import resolve_trajectory
+from vnvs.cameras.resolve import check_trajectory_spec, resolve_trajectory
 from vnvs.generators import get_generator
 from vnvs.io import write_contact_sheet, write_video
 from vnvs.metrics import nan_to_none, psnr, ssim_from_map, ssim_map
 from vnvs.apps.novel_view import conditioning_frames, render_novel_view
 from vnvs.synthetic import correspondence, generate_scene, render_source_video, render_views
-from vnvs.utils.atomic import atomic_path
+from vnvs.utils.atomic import staged_output
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import serial
 
@@ -30,8 +29,9 @@ def run_demo(config: DemoConfig) -> dict:
     """Render a procedural scene's source video, re-render it along the trajectory, score it against
     the exact ground truth and write the outputs. Returns the metrics written to ``metrics.json``."""
     start = time.perf_counter()
-    generator = get_generator(config.generator, **generator_options(config))
     H = W = int(config.size)
+    check_trajectory_spec(config.trajectory, (H, W))
+    generator = get_generator(config.generator, **generator_options(config))
     with progress_bar("demo", total=None, unit="frame") as bar:
         scene = generate_scene(config.seed)
         src = render_source_video(scene, num_frames=config.frames, size=(H, W), seed=config.seed)
@@ -71,15 +71,13 @@ def run_demo(config: DemoConfig) -> dict:
             "renderer": config.renderer or DEFAULT_RENDERER,
             "seed": config.seed,
         }
-        out = Path(config.output)
-        out.mkdir(parents=True, exist_ok=True)
-        write_video(out / "novel.mp4", result.frames, config.fps)
-        write_video(out / "conditioning.mp4", conditioning_frames(result.warped, result.mask), config.fps)
-        write_contact_sheet(out / "comparison.png", [src.frames[ti], result.warped, result.frames, gt_rgb],
-                            labels=["source", "conditioning", "result", "ground truth"])
-        traj.save(out / "trajectory.json")
-        metrics["seconds"] = time.perf_counter() - start
-        with atomic_path(out / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        with staged_output(config.output, DEMO_FILES) as out:  # the folder is replaced whole at the end
+            write_video(out / "novel.mp4", result.frames, config.fps)
+            write_video(out / "conditioning.mp4", conditioning_frames(result.warped, result.mask), config.fps)
+            write_contact_sheet(out / "comparison.png", [src.frames[ti], result.warped, result.frames, gt_rgb],
+                                labels=["source", "conditioning", "result", "ground truth"])
+            traj.save(out / "trajectory.json")
+            metrics["seconds"] = time.perf_counter() - start
+            (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         bar.update(n)
     return metrics

@@ -14,10 +14,11 @@ end, so a failed run leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-import tempfile
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -25,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vnvs.apps.config import DEFAULT_RENDERER, RenderConfig, generator_options
+from vnvs.apps.config import DEFAULT_RENDERER, RENDER_FILES, RenderConfig, generator_options
 from vnvs.apps.novel_view import conditioning_frames
 from vnvs.apps.source_stream import SourceStream
 from vnvs.cameras import Cameras
-from vnvs.cameras.source import source_cameras
 from vnvs.cameras.resolve import resolve_trajectory
+from vnvs.cameras.source import source_cameras
 from vnvs.cameras.trajectory import Trajectory
 from vnvs.errors import DepthError, TrajectoryError
 from vnvs.estimators.video_depth import VideoDepth
@@ -38,6 +39,7 @@ from vnvs.generators import get_generator
 from vnvs.generators.windows import StreamWindows
 from vnvs.geometry.control import WARPED, control_mask, render_control
 from vnvs.io import VideoStream, VideoWriter, side_by_side
+from vnvs.utils.atomic import staged_output
 from vnvs.utils.oom import OomHalving
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import parallel, serial
@@ -88,12 +90,10 @@ def check_trajectory_in_front(traj: Trajectory, source: Cameras, look_at: float)
 
 
 class _Outputs:
-    """The output videos, written as frames come, in a temporary folder moved into place at the end."""
+    """The output videos, written as frames come into the staged output folder (swapped into place whole)."""
 
-    def __init__(self, out: Path, fps: float, save_depth: bool, depth_shape: tuple[int, int, int]) -> None:
-        self.out = Path(out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
+    def __init__(self, staging: Path, fps: float, save_depth: bool, depth_shape: tuple[int, int, int]) -> None:
+        self.tmp = Path(staging)  # the staged output folder (vnvs.utils.atomic.staged_output)
         self.novel = VideoWriter(self.tmp / "novel.mp4", fps)
         self.cond = VideoWriter(self.tmp / "conditioning.mp4", fps)
         self.sbs = VideoWriter(self.tmp / "side_by_side.mp4", fps)
@@ -142,14 +142,8 @@ class _Outputs:
             os.replace(self.tmp / "depth.npz.part", self.tmp / "depth.npz")
             (self.tmp / "depth.raw").unlink()
             (self.tmp / "valid.raw").unlink()
-        self.out.mkdir(parents=True, exist_ok=True)
-        names = []
-        for p in sorted(self.tmp.iterdir()):
-            if p.is_file() and not p.name.startswith("."):
-                os.replace(p, self.out / p.name)
-                names.append(p.name)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return names
+        shutil.rmtree(self.tmp / ".scratch", ignore_errors=True)
+        return sorted(p.name for p in self.tmp.iterdir() if p.is_file() and not p.name.startswith("."))
 
     def abort(self) -> None:
         for w in (self.novel, self.cond, self.sbs):
@@ -183,11 +177,13 @@ def run_render(config: RenderConfig) -> dict:
                        device=config.device, max_side=config.depth_size)
     source = SourceStream(video, depth, config.chunk_frames)
     outputs: _Outputs | None = None
+    staged = contextlib.ExitStack()
     try:
         look_at = _look_at(source)
         traj = resolve_trajectory(config.trajectory, cameras, look_at, mode=config.mode)
         _check_trajectory(traj, cameras, look_at, N)
-        outputs = _Outputs(Path(config.output), video.fps, config.save_depth, (N, H, W))
+        outputs = _Outputs(staged.enter_context(staged_output(config.output, RENDER_FILES)), video.fps,
+                           config.save_depth, (N, H, W))
         if config.renderer is not None:  # a choice of the user's, once the inputs are known to be usable
             _check_renderer(generator, config.renderer)
         source.keep(None if _moves_forward(traj) else outputs.scratch(), outputs.write_depth if config.save_depth else None)
@@ -197,9 +193,11 @@ def run_render(config: RenderConfig) -> dict:
             source.drain()  # the rest of the depth, for depth.npz
         traj = _first_frames(traj, written)
         names = outputs.finish(traj)
+        staged.close()  # the staged folder replaces the output folder whole
     except BaseException:
         if outputs is not None:
             outputs.abort()
+        staged.__exit__(*sys.exc_info())
         raise
     finally:
         source.close()

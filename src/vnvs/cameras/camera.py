@@ -10,6 +10,8 @@ import torch
 
 from vnvs.geometry.se3 import invert_se3
 
+from vnvs.errors import InputError
+
 
 def fov_to_focal(fov_deg: float, size: int) -> float:
     """Focal length in pixels giving a field of view of ``fov_deg`` across ``size`` pixels.
@@ -21,6 +23,8 @@ def fov_to_focal(fov_deg: float, size: int) -> float:
         >>> round(fov_to_focal(90.0, 640), 6)
         320.0
     """
+    if not (isinstance(fov_deg, (int, float)) and math.isfinite(fov_deg) and 0.0 < fov_deg < 180.0):
+        raise InputError(f"field of view must be between 0 and 180 degrees (exclusive), got {fov_deg}")
     return (size / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
 
 

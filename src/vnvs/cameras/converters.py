@@ -14,6 +14,7 @@ Inside vnvs pixel centres are integers, so ``cx_vnvs = cx_file - 0.5`` on readin
 from __future__ import annotations
 
 import json
+import zipfile
 import logging
 import math
 import os
@@ -27,8 +28,9 @@ from vnvs.cameras.camera import Cameras
 from vnvs.cameras.presets import orbit_offset
 from vnvs.geometry.se3 import invert_se3, matrix_to_quaternion, quaternion_to_matrix
 from vnvs.cameras.trajectory import Trajectory, validate_cameras
-from vnvs.errors import TrajectoryError
+from vnvs.errors import InputError, TrajectoryError
 from vnvs.utils.atomic import atomic_path
+from vnvs.utils.jsonfile import read_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +72,9 @@ def read_transforms_json(path: str | os.PathLike, default_size: tuple[int, int] 
     """
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
-        raise TrajectoryError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise TrajectoryError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        doc = read_json(path, "camera file")
+    except InputError as exc:
+        raise TrajectoryError(str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list) or not doc["frames"]:
         raise TrajectoryError(f"{path}: transforms.json needs a non-empty 'frames' list")
     c2ws, Ks, sizes = [], [], set()
@@ -164,9 +164,10 @@ _COLMAP_MODELS = {
 
 def _colmap_lines(path: Path) -> list[str]:
     try:
-        return [line.rstrip("\n") for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
-    except OSError as exc:
-        raise TrajectoryError(f"cannot read {path}: {exc.strerror or exc}") from None
+        text = read_text(path, "COLMAP file")
+    except InputError as exc:
+        raise TrajectoryError(str(exc)) from None
+    return [line.rstrip("\n") for line in text.splitlines() if not line.lstrip().startswith("#")]
 
 
 def read_colmap_text(path: str | os.PathLike) -> Trajectory:
@@ -273,7 +274,7 @@ def read_megasam_npz(path: str | os.PathLike, default_size: tuple[int, int] | No
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise TrajectoryError(f"cannot read {path} as .npz: {exc}".replace("\n", " ")) from None
     if "cam_c2w" not in arrays:
         raise TrajectoryError(f"{path}: missing array 'cam_c2w' (found: {', '.join(sorted(arrays)) or 'none'})")
@@ -384,9 +385,9 @@ def read_trajcrafter_txt(path: str | os.PathLike, source: Cameras, look_at_depth
     """Read a TrajectoryCrafter-style text file (see :func:`trajcrafter_trajectory`)."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrajectoryError(f"cannot read {path}: {exc}".replace("\n", " ")) from None
+        text = read_text(path, "trajectory file")
+    except InputError as exc:
+        raise TrajectoryError(str(exc)) from None
     theta, phi, r = parse_trajcrafter_text(text, str(path))
     return trajcrafter_trajectory(theta, phi, r, source, look_at_depth)
 

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from vnvs.cameras import converters, presets
 from vnvs.cameras.camera import Cameras
 from vnvs.cameras.trajectory import FORMAT, Trajectory
-from vnvs.errors import TrajectoryError
+from vnvs.errors import InputError, TrajectoryError
+from vnvs.utils.jsonfile import read_json, read_text
 
 
 def resolve_trajectory(
@@ -89,6 +89,23 @@ def resolve_trajectory(
     return traj
 
 
+def check_trajectory_spec(spec_or_path: str | os.PathLike, size: tuple[int, int]) -> None:
+    """Raise :class:`TrajectoryError` now for a malformed preset or an unreadable trajectory file, before a
+    command spends time on its source (what depends on the source is checked by :func:`resolve_trajectory`)."""
+    text = os.fspath(spec_or_path)
+    path = Path(text)
+    if not path.exists():
+        if _looks_like_path(text):
+            raise TrajectoryError(f"trajectory file not found: {text}")
+        presets.parse_preset(text)
+        return
+    kind, target = _detect_kind(path)
+    if kind == "trajcrafter":
+        converters.parse_trajcrafter_text(read_text(target, "trajectory file"), str(target))
+    else:
+        _read_absolute(kind, target, size)
+
+
 def read_camera_file(path: str | os.PathLike, default_size: tuple[int, int]) -> Trajectory:
     """Cameras from an absolute camera file: vnvs JSON, nerfstudio ``transforms.json`` (or its folder),
     COLMAP text or a MegaSaM ``.npz``; ``default_size`` ``(H, W)`` for files that state no image size.
@@ -126,9 +143,9 @@ def _detect_kind(path: Path) -> tuple[str, Path]:
         return "megasam", path
     if suffix == ".json":
         try:
-            doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise TrajectoryError(f"{path} is not valid JSON ({exc})".replace("\n", " ")) from None
+            doc = read_json(path, "camera file")
+        except InputError as exc:
+            raise TrajectoryError(str(exc)) from None
         if isinstance(doc, dict) and doc.get("format") == FORMAT:
             return "vnvs", path
         if isinstance(doc, dict) and isinstance(doc.get("frames"), list) and doc["frames"] and "transform_matrix" in doc["frames"][0]:

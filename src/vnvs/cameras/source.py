@@ -11,7 +11,6 @@ carried to the decoded frames with :meth:`vnvs.io.FrameTransform.adapt_intrinsic
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from vnvs.cameras.camera import Cameras, default_intrinsics, scale_intrinsics
 from vnvs.cameras.resolve import read_camera_file
 from vnvs.errors import InputError
 from vnvs.io.transform import FrameTransform
+from vnvs.utils.jsonfile import parse_json, read_text
 
 DEFAULT_FOV = 60.0
 """Field of view (degrees, across the longer side) assumed when nothing else is known."""
@@ -54,15 +54,12 @@ def read_intrinsics(path: str | os.PathLike, source_size: tuple[int, int]) -> to
     path = Path(path)
     if not path.is_file():
         raise InputError(f"intrinsics file {path} does not exist")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read intrinsics file {path}: {e}") from None
+    text = read_text(path, "intrinsics file")
     size = None
     try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
+        doc = parse_json(text, f"intrinsics file {path}") if text.lstrip().startswith(("{", "[")) else None
+    except InputError:
+        raise
     try:
         if isinstance(doc, dict):
             if "K" in doc:

@@ -17,8 +17,10 @@ import torch
 
 from vnvs.cameras.camera import Cameras, scale_intrinsics
 from vnvs.geometry.se3 import interpolate_poses
-from vnvs.errors import TrajectoryError
+from vnvs.defaults import MAX_SIDE
+from vnvs.errors import InputError, TrajectoryError
 from vnvs.utils.atomic import atomic_path
+from vnvs.utils.jsonfile import read_json
 
 FORMAT = "vnvs-trajectory"
 VERSION = 1
@@ -56,8 +58,12 @@ class Trajectory:
             raise TrajectoryError(f"trajectory w2c must have shape (N, 4, 4), got {tuple(self.w2c.shape)}")
         if self.K.shape != (n, 3, 3):
             raise TrajectoryError(f"trajectory K must have shape ({n}, 3, 3), got {tuple(self.K.shape)}")
+        if not (0 < int(self.height) <= MAX_SIDE and 0 < int(self.width) <= MAX_SIDE):
+            raise TrajectoryError(f"trajectory image size {self.height}x{self.width} is outside 1..{MAX_SIDE} pixels")
         if self.time_index is not None:
             self.time_index = torch.as_tensor(self.time_index, dtype=torch.int64, device=self.w2c.device)
+            if self.time_index.numel() and int(self.time_index.min()) < 0:
+                raise TrajectoryError(f"trajectory frame times must be >= 0, got {int(self.time_index.min())}")
             if self.time_index.shape != (n,):
                 raise TrajectoryError(f"trajectory time_index must have shape ({n},), got {tuple(self.time_index.shape)}")
 
@@ -190,13 +196,9 @@ class Trajectory:
         """Read and validate a vnvs trajectory JSON file."""
         path = Path(path)
         try:
-            text = path.read_text()
-        except OSError as exc:
-            raise TrajectoryError(f"cannot read trajectory file {path}: {exc.strerror or exc}") from None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TrajectoryError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+            doc = read_json(path, "trajectory file")
+        except InputError as exc:
+            raise TrajectoryError(str(exc)) from None
         try:
             return Trajectory.from_dict(doc)
         except TrajectoryError as exc:

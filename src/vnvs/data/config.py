@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from vnvs.data.kinds import PREPARE_KINDS
+from vnvs.defaults import FLOW_BACKEND_NAMES, MAX_SIDE
 from vnvs.utils import validate
+from vnvs.utils.memory import FRAME_BYTES_PER_PIXEL, check_fits
 
 
 @dataclass
@@ -48,6 +50,10 @@ class PrepareConfig:
         for name in ("size", "clip_frames", "frame_stride", "pairs_per_video", "min_offset", "max_offset",
                      "covis_trajectories", "views"):
             validate.positive_int(getattr(self, name), name)
+        validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
+        check_fits(FRAME_BYTES_PER_PIXEL * self.clip_frames * max(self.views, 2) * self.size * self.size,
+                   f"a sample of {self.clip_frames} frames at {self.size} px")
+        validate.choice(self.flow, FLOW_BACKEND_NAMES, "flow")
         validate.need(self.min_offset <= self.max_offset,
                       f"min_offset {self.min_offset} is larger than max_offset {self.max_offset}")
         for name in ("min_coverage", "min_consistency"):

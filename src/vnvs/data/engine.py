@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import logging
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ from typing import Any, Callable
 from vnvs.data.builders import get_builder
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import WorkItem
-from vnvs.data.shards import is_complete, write_index, write_shard
+from vnvs.data.shards import INDEX_NAME, is_complete, list_sidecars, write_index, write_shard
 from vnvs.errors import InputError, MissingDependencyError, VnvsError
+from vnvs.utils.outputs import check_destination
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import serial, worker_threads
 
@@ -196,9 +198,11 @@ def prepare(items: list[WorkItem], output: str | os.PathLike, kind: str, config:
         raise InputError(f"workers must be positive, got {workers}")
     config = config or PrepareConfig()
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    check_destination(output, "folder")
     if engine == "ray":
         _import_ray()  # fail before doing anything
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     pending = [it for it in items if not is_complete(output, it.key)]
     summary = Summary(output=str(output), kind=kind, engine=engine, workers=workers, inputs=len(items),
@@ -229,7 +233,12 @@ def prepare(items: list[WorkItem], output: str | os.PathLike, kind: str, config:
             else:
                 _run_ray(jobs, workers, on_result, builder)
 
-    index = write_index(output)
+    if summary.done == 0 and not list_sidecars(output) and not (output / INDEX_NAME).exists():
+        if created:  # nothing was kept: leave no empty output behind
+            shutil.rmtree(output, ignore_errors=True)
+        index = {"totals": {"samples": 0}}
+    else:
+        index = write_index(output)
     summary.failed_items.sort(key=lambda f: f["source"])
     summary.dropped = dict(sorted(summary.dropped.items()))
     summary.total_samples = index["totals"]["samples"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,6 +25,7 @@ import torch
 from vnvs.data.schema import BuildResult, WorkItem
 from vnvs.errors import InputError
 from vnvs.utils.atomic import atomic_path
+from vnvs.utils.jsonfile import read_json
 
 SHARDS_DIR = "shards"
 INDEX_NAME = "index.json"
@@ -37,9 +39,17 @@ def shard_paths(output: str | os.PathLike, key: str) -> tuple[Path, Path]:
 
 
 def is_complete(output: str | os.PathLike, key: str) -> bool:
-    """Whether the shard of ``key`` was written completely (its sidecar exists)."""
+    """Whether the shard of ``key`` was written completely: its sidecar (written last) is valid JSON
+    and its tensors file is a complete safetensors file. A damaged pair is built again by a rerun."""
     tensors, sidecar = shard_paths(output, key)
-    return sidecar.is_file() and tensors.is_file()
+    if not (sidecar.is_file() and tensors.is_file()):
+        return False
+    try:
+        side = read_json(sidecar, "shard sidecar")
+        check_shard(tensors)
+    except InputError:
+        return False
+    return isinstance(side, dict) and side.get("key") == key
 
 
 def _fsync_file(path: Path) -> None:
@@ -123,7 +133,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_sidecar(output: str | os.PathLike, key: str) -> dict[str, Any]:
-    return json.loads(shard_paths(output, key)[1].read_text())
+    return read_json(shard_paths(output, key)[1], "shard sidecar")
 
 
 def list_sidecars(output: str | os.PathLike) -> list[Path]:
@@ -132,7 +142,7 @@ def list_sidecars(output: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("*.json")
-                  if not p.name.startswith(".") and p.with_suffix(".safetensors").is_file())
+                  if not p.name.startswith(".") and is_complete(output, p.stem))
 
 
 def write_index(output: str | os.PathLike) -> dict[str, Any]:
@@ -145,7 +155,7 @@ def write_index(output: str | os.PathLike) -> dict[str, Any]:
     by_kind: dict[str, int] = {}
     dropped: dict[str, int] = {}
     for path in list_sidecars(output):
-        side = json.loads(path.read_text())
+        side = read_json(path, "shard sidecar")
         file = f"{SHARDS_DIR}/{side['key']}.safetensors"
         shards.append({"key": side["key"], "file": file, "source": side["source"], "kind": side["kind"],
                        "num_samples": side["num_samples"], "dropped": side.get("dropped", {})})
@@ -184,11 +194,46 @@ def read_samples(root: str | os.PathLike) -> list[dict[str, Any]]:
     return [dict(s, shard=f"{p.name}/{s['shard']}") for p in parts for s in read_index(p)["samples"]]
 
 
-def read_index(output: str | os.PathLike) -> dict[str, Any]:
+def read_index(output: str | os.PathLike, *, check_shards: bool = True) -> dict[str, Any]:
+    """The validated ``index.json`` of a prepared folder; with ``check_shards``, every shard it lists is
+    checked to exist and to be complete (:func:`check_shard`). Damage is one :class:`InputError` line
+    that says how to repair it."""
     path = Path(output) / INDEX_NAME
     if not path.is_file():
         raise InputError(f"{path} not found; run `vnvs prepare` first")
-    return json.loads(path.read_text())
+    repair = f"rerun the same `vnvs prepare` on {Path(output)} to rebuild it"
+    try:
+        index = read_json(path, "index")
+    except InputError as e:
+        raise InputError(f"{e}; {repair}") from None
+    samples = index.get("samples") if isinstance(index, dict) else None
+    if not isinstance(samples, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("kind"), str) and isinstance(e.get("shard"), str)
+            and isinstance(e.get("index"), int) and isinstance(e.get("meta", {}), dict) for e in samples):
+        raise InputError(f"index {path} is damaged (expected a 'samples' list of kind/shard/index entries); {repair}")
+    if check_shards:
+        for shard in sorted({e["shard"] for e in samples}):
+            check_shard(Path(output) / shard, repair)
+    return index
+
+
+def check_shard(path: Path, repair: str = "prepare the data again") -> None:
+    """Raise :class:`InputError` unless ``path`` is a complete safetensors file (reads its header only)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+            header = json.loads(f.read(n)) if 0 < n <= min(size - 8, 100 << 20) else None
+    except FileNotFoundError:
+        raise InputError(f"shard {path} is missing; {repair}") from None
+    except (OSError, ValueError, UnicodeDecodeError):
+        header = None
+    ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"] \
+        if isinstance(header, dict) and all(isinstance(v, dict) and "data_offsets" in v
+                                            for k, v in header.items() if k != "__metadata__") else None
+    if ends is None or 8 + n + max(ends, default=0) > size:
+        raise InputError(f"shard {path} is damaged (truncated or not a safetensors file); {repair}")
 
 
 class ShardReader:

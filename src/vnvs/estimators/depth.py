@@ -73,6 +73,35 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _local_copy(model: str) -> str:
+    """``model`` itself when it is a folder; else its snapshot folder in the Hugging Face cache, if cached."""
+    if Path(model).exists():
+        return model
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id: nothing cached
+        return model
+    return str(Path(found).parent) if isinstance(found, str) else model
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connection within ``timeout`` seconds: checked once
+    before a download, so that a machine without network gets one line at once instead of minutes of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _read_preprocessor(model: str) -> dict:
     """The image processor settings of a local model folder (``preprocessor_config.json``), or ``{}``.
 
@@ -131,14 +160,20 @@ class TransformersDepth:
             raise MissingDependencyError("depth models need transformers: pip install 'transformers>=4.40' "
                                          "(or pass --depth FILE)") from None
         net = None
-        try:
-            net = AutoModelForDepthEstimation.from_pretrained(self.model, local_files_only=True)
-        except Exception:  # noqa: BLE001 - any failure means "not available locally"
-            if not _hub_offline() and not Path(self.model).exists():
-                try:
-                    net = AutoModelForDepthEstimation.from_pretrained(self.model)
-                except Exception:  # noqa: BLE001
-                    net = None
+        local = _local_copy(self.model)
+        if Path(local).exists():  # a local folder, or the snapshot folder in the cache: no network access
+            try:
+                net = AutoModelForDepthEstimation.from_pretrained(local, local_files_only=True)
+            except Exception:  # noqa: BLE001 - an incomplete copy: try the hub below
+                net = None
+        if net is None and not Path(self.model).exists() and not _hub_offline() and _hub_reachable():
+            try:
+                net = AutoModelForDepthEstimation.from_pretrained(self.model)
+            except Exception:  # noqa: BLE001
+                net = None
+        if net is None and Path(self.model).exists():
+            raise InputError(f"depth model folder {self.model} holds no loadable transformers depth model "
+                             "(config.json and weights, as save_pretrained writes them)")
         if net is None:
             raise MissingDependencyError(
                 f"depth model {self.model} is not in the Hugging Face cache and could not be downloaded; "

@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from vnvs.defaults import MAX_SIDE
 from vnvs.utils import validate
+from vnvs.utils.memory import FRAME_BYTES_PER_PIXEL, check_fits
+
+EVAL_FILES = ("report.json", "report.md")
+"""What ``vnvs eval`` writes into its output folder."""
 
 BENCHMARKS = ("synthetic", "real")
 DEFAULT_SCENES = 8
@@ -61,6 +66,9 @@ class EvalConfig:
         validate.seed(self.seed)
         for name in ("frames", "size"):
             validate.positive_int(getattr(self, name), name)
+        validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
+        check_fits(FRAME_BYTES_PER_PIXEL * self.frames * self.size * self.size,
+                   f"a benchmark scene of {self.frames} frames at {self.size} px")
         for name in ("scenes", "steps"):
             validate.positive_int(getattr(self, name), name, optional=True)
         validate.need(validate.is_number(self.max_orbit) and 0 < self.max_orbit <= 90,

@@ -6,10 +6,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from vnvs.errors import InputError
-from vnvs.evaluation.config import DEFAULT_SCENES, EvalConfig
+from vnvs.evaluation.config import DEFAULT_SCENES, EVAL_FILES, EvalConfig
 from vnvs.evaluation.methods import load_generators, parse_methods
 from vnvs.evaluation import real, synthetic
 from vnvs.evaluation.report import build_report, write_report
+from vnvs.utils.atomic import staged_output
 
 def run_eval(config: EvalConfig) -> dict:
     """Run a benchmark, write the reports into ``config.output`` and return the report."""
@@ -40,5 +41,6 @@ def run_eval(config: EvalConfig) -> dict:
         report = build_report("real", "clip", settings, items, results, real.METRICS, device=config.device,
                               notes="M: target pixels a source pixel reached along the optical flow; not M: the "
                                     "rest. Seconds per frame: the generator alone.")
-    write_report(report, config.output)
+    with staged_output(config.output, EVAL_FILES) as staging:
+        write_report(report, staging)
     return report

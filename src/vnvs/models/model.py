@@ -23,6 +23,7 @@ from vnvs.models.injection import BlockWrapper, InjectionContext
 from vnvs.models.projector import CorrespondenceProjector
 from vnvs.models.vnvs_block import VNVSBlock
 from vnvs.utils.atomic import atomic_dir
+from vnvs.utils.jsonfile import read_json
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -112,10 +113,7 @@ class NovelViewModel(nn.Module):
         missing = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / name).is_file()]
         if missing:
             raise InputError(f"model folder {folder} lacks {', '.join(missing)}")
-        try:
-            meta = json.loads((folder / CONFIG_NAME).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{folder / CONFIG_NAME} is not valid JSON: {exc}") from exc
+        meta = read_json(folder / CONFIG_NAME, "model config")
         if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
             raise InputError(f"{folder / CONFIG_NAME} lacks the 'model' section")
         version = meta.get("format_version")
@@ -138,6 +136,12 @@ class NovelViewModel(nn.Module):
         if absent or extra:
             detail = f"missing {len(absent)} weights (e.g. {absent[:3]})" if absent else f"unexpected weights {extra[:3]}"
             raise InputError(f"{folder / WEIGHTS_NAME} does not match its config: {detail}")
+        shapes = model.state_dict()
+        wrong = [k for k in sorted(state) if tuple(state[k].shape) != tuple(shapes[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise InputError(f"{folder / WEIGHTS_NAME} does not match its config: {len(wrong)} weights have other shapes "
+                             f"(e.g. {k}: {tuple(state[k].shape)} stored, {tuple(shapes[k].shape)} in the config)")
         model.load_state_dict(state, strict=True, assign=True)
         model.to(device)
         if model.vae is not None:

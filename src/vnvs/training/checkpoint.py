@@ -20,25 +20,30 @@ Older checkpoints are deleted only after the new one is in place.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from vnvs.data.shards import check_shard
 from vnvs.errors import InputError
 from vnvs.models import build_model
 from vnvs.training.config import TrainConfig
 from vnvs.training.ema import export_ema
 from vnvs.utils.atomic import replace_dir
+from vnvs.utils.jsonfile import read_json
 
 CHECKPOINTS = "checkpoints"
 STATE_NAME = "trainer_state.json"
 CONFIG_NAME = "train_config.json"
 EMA_NAME = "ema.safetensors"
 FORMAT = 1
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^step-(\d{8,})$")
 
 
@@ -59,6 +64,49 @@ def latest_checkpoint(output: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run folder (None: there is none)."""
     found = list_checkpoints(output)
     return found[-1] if found else None
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """Why the checkpoint ``path`` cannot be resumed (a truncated or unreadable file), or None when it can.
+
+    Reads the JSON files and the safetensors headers, and checks the optimizer archive's directory."""
+    path = Path(path)
+    try:
+        read_state(path)
+        read_json(path / CONFIG_NAME, "checkpoint config")
+    except InputError as e:
+        return str(e)
+    for file in sorted(path.glob("*.safetensors")):
+        try:
+            check_shard(file)
+        except InputError:
+            return f"{file.name} is truncated or not a safetensors file"
+    for file in sorted(path.glob("*.bin")):
+        if not zipfile.is_zipfile(file):
+            return f"{file.name} is truncated"
+    return None
+
+
+def resume_checkpoint(output: str | os.PathLike) -> Path | None:
+    """The newest checkpoint of a run that can be resumed; damaged newer ones are skipped with a warning.
+
+    Raises:
+        InputError: the run has checkpoints, but every one of them is damaged.
+    """
+    found = list_checkpoints(output)
+    problems = []
+    for path in reversed(found):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if problems:
+                log.warning("checkpoint %s is damaged (%s); resuming from %s", problems[0][0].name, problems[0][1],
+                            path.name)
+            return path
+        problems.append((path, problem))
+    if problems:
+        raise InputError(f"every checkpoint in {Path(output) / CHECKPOINTS} is damaged (newest, "
+                         f"{problems[0][0].name}: {problems[0][1]}); start a new run in another folder")
+    return None
 
 
 def remove_partial(output: str | os.PathLike) -> list[Path]:
@@ -132,10 +180,9 @@ def save_checkpoint(accelerator, output: str | os.PathLike, step: int, *, state:
 def read_state(path: str | os.PathLike) -> dict[str, Any]:
     """The ``trainer_state.json`` of a checkpoint."""
     path = Path(path) / STATE_NAME
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"checkpoint state {path} is unreadable: {' '.join(str(exc).split())}") from None
+    state = read_json(path, "checkpoint state")
+    if not isinstance(state, dict):
+        raise InputError(f"checkpoint state {path} is not a JSON object")
     if state.get("format") != FORMAT:
         raise InputError(f"checkpoint {path.parent} has format {state.get('format')!r}; this vnvs reads {FORMAT}")
     return state
@@ -143,7 +190,10 @@ def read_state(path: str | os.PathLike) -> dict[str, Any]:
 
 def read_config(path: str | os.PathLike) -> TrainConfig:
     """The :class:`~vnvs.training.TrainConfig` stored in a checkpoint."""
-    return TrainConfig.from_dict(json.loads((Path(path) / CONFIG_NAME).read_text()))
+    doc = read_json(Path(path) / CONFIG_NAME, "checkpoint config")
+    if not isinstance(doc, dict):
+        raise InputError(f"checkpoint config {Path(path) / CONFIG_NAME} is not a JSON object")
+    return TrainConfig.from_dict(doc)
 
 
 def load_ema(path: str | os.PathLike) -> dict | None:

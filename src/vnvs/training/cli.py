@@ -7,7 +7,7 @@ import json
 import os
 
 from vnvs.errors import InputError
-from vnvs.training.checkpoint import latest_checkpoint, read_config
+from vnvs.training.checkpoint import read_config, resume_checkpoint
 from vnvs.training.presets import load_config
 from vnvs.training.trainer import train
 
@@ -17,7 +17,7 @@ def resolve_config(args: argparse.Namespace):
     if args.config is not None:
         config = load_config(args.config)
     else:
-        existing = latest_checkpoint(args.output) if args.resume else None
+        existing = resume_checkpoint(args.output) if args.resume else None
         if existing is None:
             raise InputError("--config is required (a training preset or a .json/.toml file)"
                              + ("; OUTPUT holds no checkpoint to resume" if args.resume else ""))

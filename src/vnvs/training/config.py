@@ -27,6 +27,7 @@ from vnvs.data.schema import PAIR_KINDS
 from vnvs.errors import InputError
 from vnvs.models.config import ModelConfig
 from vnvs.utils.atomic import atomic_path
+from vnvs.utils.validate import seed as validate_seed
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TIMESTEP_SAMPLING = ("logit-normal", "uniform")
@@ -147,7 +148,8 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every"):
             value = getattr(self, name)
             need(_is_int(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("warmup_steps", "num_workers", "seed"):
+        validate_seed(self.seed)
+        for name in ("warmup_steps", "num_workers"):
             value = getattr(self, name)
             need(_is_int(value) and (value >= 0 or name == "seed"), f"{name} must be an integer >= 0, got {value!r}")
         for name in ("epoch_size", "max_frames"):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from vnvs.utils.memory import available_memory
 
 PEAK_MARGIN = 1.75
 """Peak memory per sample over the activations kept per sample, measured for ``dit-small`` on the CPU:
@@ -92,30 +93,9 @@ def kept_activation_bytes(run: Callable[[], object], exclude: Iterable[torch.Ten
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Memory a new allocation can use on ``device``: free CUDA memory, or on the CPU the smaller of
-    the kernel's ``MemAvailable`` and the room left under the process's cgroup limit (None: unknown)."""
+    """Memory a new allocation can use on ``device``: free CUDA memory, or on the CPU
+    :func:`vnvs.utils.memory.available_memory` (None: unknown)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    if device.type != "cpu":
-        return None
-    found = []
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except OSError:
-        pass
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            limit = Path(limit_file).read_text().strip()
-            usage = int(Path(usage_file).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if limit.isdigit() and int(limit) < (1 << 60):
-            found.append(int(limit) - usage)
-        break
-    return min(found) if found else None
+    return available_memory() if device.type == "cpu" else None

@@ -52,6 +52,7 @@ from vnvs.training.memory import (
     format_bytes,
     kept_activation_bytes,
 )
+from vnvs.utils.outputs import check_destination
 from vnvs.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -288,11 +289,12 @@ class Trainer:
         check_model_spec(config.model)
         if not data.is_dir():
             raise InputError(f"data folder {data} does not exist")
-        if output.exists() and not output.is_dir():
-            raise InputError(f"output {output} exists and is not a folder")
+        check_destination(output, "folder")
         if config.mixed_precision == "fp16" and not torch.cuda.is_available():
             raise InputError("mixed_precision fp16 needs a GPU; use bf16 or no on the CPU")
         existing = ckpt_io.latest_checkpoint(output)
+        if existing is not None and self.resume_requested:
+            existing = ckpt_io.resume_checkpoint(output)
         if existing is not None and not self.resume_requested:
             raise InputError(f"{output} already holds checkpoints (latest {existing.name}); resume it to continue, "
                              "or choose a new output folder")
