@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from vnvs.cameras import converters, presets
 from vnvs.cameras.camera import Cameras
 from vnvs.cameras.trajectory import FORMAT, Trajectory
@@ -84,8 +86,12 @@ def resolve_trajectory(
         traj = traj.resize(source.height, source.width)
     if traj.time_index is not None and int(traj.time_index.max()) >= len(source):
         raise TrajectoryError(f"{text}: frame time {int(traj.time_index.max())} is beyond the video's last frame {len(source) - 1}")
-    if len(traj) != n_out:
+    if len(traj) != n_out:  # resampled over the whole video
+        had_times = traj.time_index is not None
         traj = traj.resample(n_out)
+        if not had_times:  # its frames show the video's frames in order, first to last
+            traj.time_index = None if n_out == len(source) else \
+                torch.floor(torch.linspace(0, len(source) - 1, n_out, dtype=torch.float64) + 0.5).long()
     return traj
 
 

@@ -25,6 +25,7 @@ from vnvs.data.schema import WorkItem
 from vnvs.data.shards import INDEX_NAME, is_complete, list_sidecars, write_index, write_shard
 from vnvs.errors import InputError, MissingDependencyError, VnvsError
 from vnvs.utils.outputs import check_destination
+from vnvs.utils.processes import die_with_parent
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import serial, worker_threads
 
@@ -122,9 +123,10 @@ def _ray_task(row: dict[str, Any], builder: Callable | None = None) -> dict[str,
     return {"stats": json.dumps(run_item(json.loads(row["job"]), builder))}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int) -> None:
     import torch
 
+    die_with_parent(parent)
     torch.set_num_threads(threads)
 
 
@@ -137,7 +139,7 @@ def _run_local(jobs: list[dict], workers: int, on_result, builder: Callable | No
 
     threads = worker_threads(workers)
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_worker_init, initargs=(threads,))
+                               initializer=_worker_init, initargs=(threads, os.getpid()))
     try:
         futures = [pool.submit(run_item, job, builder) for job in jobs]
         for future in as_completed(futures):
@@ -211,34 +213,39 @@ def prepare(items: list[WorkItem], output: str | os.PathLike, kind: str, config:
     jobs = [{"item": dataclasses.asdict(it), "output": str(output), "kind": kind, "config": config_dict,
              "seed": int(seed)} for it in pending]
 
-    with progress_bar(f"prepare {kind}", total=len(jobs), unit="input") as bar:
-        def on_result(stats: dict[str, Any]) -> None:
-            if stats["status"] == "failed":
-                summary.failed += 1
-                summary.failed_items.append({"source": stats["source"], "error": stats["error"]})
-                log.warning("skipped %s: %s", stats["source"], stats["error"])
-            else:
-                summary.done += 1
-                summary.samples += stats["samples"]
-                summary.frames += stats["frames"]
-                for reason, n in stats["dropped"].items():
-                    summary.dropped[reason] = summary.dropped.get(reason, 0) + n
-            bar.update(1)
+    def nothing_kept() -> bool:
+        return not list_sidecars(output) and not (output / INDEX_NAME).exists()
 
-        if jobs:
-            if engine == "local":
-                n = workers if workers is not None else min(os.cpu_count() or 1, len(jobs))
-                summary.workers = n
-                _run_local(jobs, n, on_result, builder)
-            else:
-                _run_ray(jobs, workers, on_result, builder)
+    try:
+        with progress_bar(f"prepare {kind}", total=len(jobs), unit="input") as bar:
+            def on_result(stats: dict[str, Any]) -> None:
+                if stats["status"] == "failed":
+                    summary.failed += 1
+                    summary.failed_items.append({"source": stats["source"], "error": stats["error"]})
+                    log.warning("skipped %s: %s", stats["source"], stats["error"])
+                else:
+                    summary.done += 1
+                    summary.samples += stats["samples"]
+                    summary.frames += stats["frames"]
+                    for reason, n in stats["dropped"].items():
+                        summary.dropped[reason] = summary.dropped.get(reason, 0) + n
+                bar.update(1)
 
-    if summary.done == 0 and not list_sidecars(output) and not (output / INDEX_NAME).exists():
-        if created:  # nothing was kept: leave no empty output behind
+            if jobs:
+                if engine == "local":
+                    n = workers if workers is not None else min(os.cpu_count() or 1, len(jobs))
+                    summary.workers = n
+                    _run_local(jobs, n, on_result, builder)
+                else:
+                    _run_ray(jobs, workers, on_result, builder)
+
+        index = {"totals": {"samples": 0}} if summary.done == 0 and nothing_kept() else write_index(output)
+    except BaseException:
+        if created and nothing_kept():
             shutil.rmtree(output, ignore_errors=True)
-        index = {"totals": {"samples": 0}}
-    else:
-        index = write_index(output)
+        raise
+    if created and nothing_kept():  # nothing was kept: leave no empty output folder behind
+        shutil.rmtree(output, ignore_errors=True)
     summary.failed_items.sort(key=lambda f: f["source"])
     summary.dropped = dict(sorted(summary.dropped.items()))
     summary.total_samples = index["totals"]["samples"]

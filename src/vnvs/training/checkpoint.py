@@ -110,9 +110,10 @@ def resume_checkpoint(output: str | os.PathLike) -> Path | None:
 
 
 def remove_partial(output: str | os.PathLike) -> list[Path]:
-    """Delete the hidden temporary folders of interrupted saves; return them."""
+    """Delete the hidden temporary folders of interrupted checkpoint saves and model exports; return them."""
     root = Path(output) / CHECKPOINTS
     gone = [p for p in root.glob(".step-*") if p.is_dir()] if root.is_dir() else []
+    gone += [p for p in Path(output).glob(".model.*") if p.is_dir()]  # an interrupted model export
     for p in gone:
         shutil.rmtree(p, ignore_errors=True)
     return gone
@@ -165,14 +166,19 @@ def save_checkpoint(accelerator, output: str | os.PathLike, step: int, *, state:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_extras(tmp, ema_state, dict(state, format=FORMAT, step=int(step)), config_dict)
-        _fsync_tree(tmp)
-        replace_dir(tmp, final)  # a re-run of the same step replaces its checkpoint
-        _fsync_dir(root)
-        prune(output, keep)
+    try:
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            write_extras(tmp, ema_state, dict(state, format=FORMAT, step=int(step)), config_dict)
+            _fsync_tree(tmp)
+            replace_dir(tmp, final)  # a re-run of the same step replaces its checkpoint
+            _fsync_dir(root)
+            prune(output, keep)
+    except BaseException:  # a full disk or an interrupt: no partial checkpoint is left behind
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     return final
 

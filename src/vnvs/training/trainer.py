@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ from vnvs.training.memory import (
     format_bytes,
     kept_activation_bytes,
 )
+from vnvs.utils.atomic import atomic_dir
 from vnvs.utils.outputs import check_destination
 from vnvs.utils.progress import progress_bar
 
@@ -496,8 +498,9 @@ class Trainer:
                 unwrapped = build_model(self.config.model)
                 unwrapped.load_state_dict(full)
         if main:
-            export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, model_dir)
-            self.sampling.save(model_dir)
+            with atomic_dir(model_dir) as staging:  # weights, config and sampling settings appear together
+                export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, staging)
+                self.sampling.save(staging)
             self.config.save(self.output / "train_config.json")
         accelerator.wait_for_everyone()
         return model_dir
@@ -524,6 +527,7 @@ class Trainer:
         """Run :meth:`setup`, :meth:`resume`, the steps up to ``max_steps`` (logging and checkpointing
         on schedule) and :meth:`export`, then :meth:`close`. Returns what the run did."""
         config = self.config
+        created = not self.output.exists()
         try:
             self.setup()
             self.resume()
@@ -545,6 +549,11 @@ class Trainer:
             seconds = time.perf_counter() - self._t_start
             self._close_inputs()  # the DataLoader workers stop before the export
             model_dir = self.export()
+        except BaseException:
+            # a fresh run that fails before its first checkpoint (a full disk, an interrupt) leaves no run folder
+            if created and self.accelerator is not None and self.main and not ckpt_io.list_checkpoints(self.output):
+                shutil.rmtree(self.output, ignore_errors=True)
+            raise
         finally:
             self.close()
         done = self.steps - self.start_step
