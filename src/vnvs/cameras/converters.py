@@ -274,7 +274,7 @@ def read_megasam_npz(path: str | os.PathLike, default_size: tuple[int, int] | No
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile) as exc:
         raise TrajectoryError(f"cannot read {path} as .npz: {exc}".replace("\n", " ")) from None
     if "cam_c2w" not in arrays:
         raise TrajectoryError(f"{path}: missing array 'cam_c2w' (found: {', '.join(sorted(arrays)) or 'none'})")

@@ -154,7 +154,8 @@ def _detect_kind(path: Path) -> tuple[str, Path]:
             raise TrajectoryError(str(exc)) from None
         if isinstance(doc, dict) and doc.get("format") == FORMAT:
             return "vnvs", path
-        if isinstance(doc, dict) and isinstance(doc.get("frames"), list) and doc["frames"] and "transform_matrix" in doc["frames"][0]:
+        if isinstance(doc, dict) and isinstance(doc.get("frames"), list) and doc["frames"] \
+                and isinstance(doc["frames"][0], dict) and "transform_matrix" in doc["frames"][0]:
             return "nerfstudio", path
         if isinstance(doc, dict) and "format" in doc:
             raise TrajectoryError(f"{path}: trajectory format must be '{FORMAT}', got {doc['format']!r}")

@@ -10,6 +10,7 @@ array of any name; an optional ``valid`` or ``mask`` array marks valid pixels. D
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ def _read_arrays(path: Path, key: str | None) -> tuple[np.ndarray, np.ndarray | 
         raise DepthError(f"cannot read depth file {path}: not a NumPy .npy or .npz file")
     except DepthError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (ValueError, OSError, EOFError, SyntaxError, NotImplementedError, tokenize.TokenError, zipfile.BadZipFile) as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         if "pickle" in msg:
             msg = "it holds Python objects, not numbers"
@@ -242,7 +243,7 @@ class DepthReader:
         except DepthError:
             self.close()
             raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, SyntaxError, NotImplementedError, tokenize.TokenError, zipfile.BadZipFile) as e:
             self.close()
             msg = " ".join(str(e).split()) or type(e).__name__
             raise DepthError(f"cannot read depth file {self.path}: {msg}") from None
@@ -331,7 +332,7 @@ class DepthReader:
         try:
             depth = self._rows(self._depth, start, stop)
             mask = self._rows(self._mask, start, stop) if self._mask is not None else None
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, SyntaxError, NotImplementedError, tokenize.TokenError, zipfile.BadZipFile) as e:
             msg = " ".join(str(e).split()) or type(e).__name__
             raise DepthError(f"cannot read depth file {self.path}: {msg}") from None
         return _checked(np.array(depth), None if mask is None else np.array(mask), self.path,

@@ -194,7 +194,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(f"training config: unknown fields {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise InputError(f"training config: unknown fields {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})")
         try:
             return cls(**data)
         except TypeError as exc:
