@@ -84,3 +84,17 @@ def test_bad_options_are_one_line_errors(clip, tmp_path, capsys, extra, needle):
 def test_missing_video_is_an_error(tmp_path, capsys):
     code, _, err = run_cli(["grid", tmp_path / "none.mp4", "--depth", tmp_path / "d.npy", "-o", tmp_path / "g"], capsys)
     assert code == 2 and err.startswith("error:") and not (tmp_path / "g").exists()
+
+
+def test_grid_benchmark_report(tmp_path, capsys):
+    code, out, err = run_cli(["eval", "--benchmark", "grid", "--scenes", "1", "--frames", "3", "--size", "16",
+                              "--views", "3", "--steps", "1", "--grid-generator", "warp+inpaint",
+                              "--methods", "independent,free=4real-hard-free", "-o", tmp_path / "e"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert report["benchmark"] == "grid" and list(report["methods"]) == ["independent", "free"]
+    assert set(report["metrics"]) == {"psnr", "ssim", "view_error", "time_error", "seconds_per_cell"}
+    ind = report["methods"]["independent"]["mean"]
+    assert 10 < ind["psnr"] < 60 and ind["view_error"] is not None and ind["time_error"] is not None
+    assert report["exact"]["view_error"] < ind["view_error"]  # the exact grid is more consistent than any method
+    assert "view err" in (tmp_path / "e" / "report.md").read_text()
