@@ -46,6 +46,7 @@ class GridConfig(RenderConfig):
         validate.need(isinstance(self.method, str) and bool(self.method), f"method must be a name, got {self.method!r}")
         validate.need(self.method in GRID_METHODS or Path(self.method).is_dir(),
                       f"unknown grid method {self.method!r}; choose {', '.join(GRID_METHODS)} or a grid model folder")
+        validate.need(self.views <= 64, f"views must be at most 64, got {self.views}")
         for name in ("window_views", "window_times"):
             validate.positive_int(getattr(self, name), name, optional=True)
             value = getattr(self, name)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from vnvs.cameras.camera import scale_intrinsics
 from vnvs.errors import InputError
 from vnvs.generators.windows import blend_weights, window_starts
-from vnvs.models.grid import GRID_MODEL_METHODS, GridModel, grid_preset, is_grid_model_folder
+from vnvs.models.grid import GRID_MODEL_METHODS, GRID_PRESETS, GridModel, grid_preset, is_grid_model_folder
 from vnvs.sampling.grid import GridPipeline
 from vnvs.utils.device import resolve_device
 
@@ -152,7 +152,7 @@ def get_grid_generator(method: str, *, steps: int | None = None, device: str | N
     4Real-Video ablations of :data:`vnvs.models.grid.GRID_PRESETS`, on the shipped DiT, untrained layers
     at their initialisation) or a saved grid model folder."""
     path = Path(method).expanduser()
-    if path.is_dir():
+    if path.is_dir() and not (method in GRID_PRESETS and not is_grid_model_folder(path)):
         if not is_grid_model_folder(path):
             raise InputError(f"{path} is not a grid model folder (config.json with a grid_model section + model.safetensors)")
         return GridGenerator(path, steps=steps, device=device, window=window)

@@ -39,7 +39,7 @@ def check_grid_model_spec(spec: Any) -> None:
     if isinstance(spec, GridModelConfig):
         return
     path = Path(str(spec))
-    if path.is_dir():
+    if path.is_dir() and not (str(spec) in GRID_PRESETS and not is_grid_model_folder(path)):
         if not is_grid_model_folder(path):
             raise InputError(f"{path} is not a grid model folder (config.json with a grid_model section)")
     elif str(spec) not in GRID_PRESETS:
@@ -51,7 +51,7 @@ def build_grid_model(spec: Any) -> GridModel:
     check_grid_model_spec(spec)
     if isinstance(spec, GridModelConfig):
         return GridModel.from_config(spec)
-    if Path(str(spec)).is_dir():
+    if is_grid_model_folder(str(spec)):
         return GridModel.from_pretrained(spec)
     return GridModel.from_config(grid_preset(str(spec)))
 
