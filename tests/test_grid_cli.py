@@ -98,3 +98,20 @@ def test_grid_benchmark_report(tmp_path, capsys):
     assert 10 < ind["psnr"] < 60 and ind["view_error"] is not None and ind["time_error"] is not None
     assert report["exact"]["view_error"] < ind["view_error"]  # the exact grid is more consistent than any method
     assert "view err" in (tmp_path / "e" / "report.md").read_text()
+
+
+def test_train_on_affine4d_and_synthetic_grids_together(clip, tmp_path, capsys):
+    """affine4d grids have no cameras: a batch mixing them with synthetic grids trains without camera input."""
+    root, _ = clip
+    for kind, inp in (("affine4d", root / "clip.mp4"), ("synthetic", "1")):
+        code, _, err = run_cli(["prepare", "--input", inp, "--kind", kind, "--size", "16", "--clip-frames", "4",
+                                "--views", "3", "--workers", "1", "-o", tmp_path / "data" / kind], capsys)
+        assert code == 0, err
+    (tmp_path / "c.json").write_text(json.dumps({"preset": "grid-tiny", "model": "full4d-tiny", "batch_size": 2,
+                                                 "data": {"affine4d": 0.5, "synthetic-grid": 0.5}}))
+    code, out, err = run_cli(["train", "--config", tmp_path / "c.json", "--data", tmp_path / "data",
+                              "-o", tmp_path / "run"], capsys)
+    assert code == 0, err
+    assert np.isfinite(json.loads(out.splitlines()[0])["final_loss"])
+    meta = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert meta["grid_model"]["method"] == "full4d"

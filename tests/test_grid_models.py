@@ -167,3 +167,16 @@ def test_config_rejects_bad_values():
         GridModelConfig(sync="medium")
     with pytest.raises(InputError):
         grid_preset("nope")
+
+
+def test_train_config_pairs_grid_models_with_grid_kinds():
+    from vnvs.training import TrainConfig
+    from vnvs.training.presets import get_preset
+
+    assert get_preset("grid-sv4d").is_grid and not get_preset("tiny").is_grid
+    cfg = TrainConfig.from_dict(get_preset("grid-tiny").replace(model=grid_preset("sv4d-tiny")).to_dict())
+    assert isinstance(cfg.model, GridModelConfig) and cfg.model.method == "sv4d"  # a table round trip
+    with pytest.raises(InputError, match="grid kinds"):
+        TrainConfig(model="4real-tiny", data={"synthetic-pairs": 1.0})
+    with pytest.raises(InputError, match="pair kinds"):
+        TrainConfig(model="dit-tiny", data={"synthetic-grid": 1.0})
