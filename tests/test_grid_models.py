@@ -180,3 +180,15 @@ def test_train_config_pairs_grid_models_with_grid_kinds():
         TrainConfig(model="4real-tiny", data={"synthetic-pairs": 1.0})
     with pytest.raises(InputError, match="pair kinds"):
         TrainConfig(model="dit-tiny", data={"synthetic-grid": 1.0})
+
+
+def test_cells_that_are_not_given_do_not_leak_into_the_model():
+    """Whatever the unknown cells hold (here NaN), the sampled grid is the same."""
+    pipe = GridPipeline(_model("4real-tiny"))
+    _, known, mask, _, _ = _inputs()
+    known = (known + 1) / 2
+    poisoned = known.clone()
+    poisoned[~mask] = float("nan")
+    a = pipe(known, mask, num_inference_steps=1, seed=2)
+    b = pipe(poisoned, mask, num_inference_steps=1, seed=2)
+    assert torch.isfinite(b).all() and torch.equal(a[~mask], b[~mask])

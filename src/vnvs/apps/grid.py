@@ -86,7 +86,7 @@ def run_grid(config: GridConfig) -> dict:
     renderer = config.renderer or DEFAULT_RENDERER
     bar = progress_bar("grid", total=V * T, unit="cell")
     try:
-        out_frames = torch.empty(V, T, 3, H, W)
+        out_frames = torch.zeros(V, T, 3, H, W)
         out_frames[0] = frames
         bar.update(T)
         if grid_gen is None:

@@ -102,6 +102,7 @@ class GridGenerator:
         V, T, _, H, W = frames.shape
         if known.shape != (V, T) or not (bool(known[0].all()) and bool(known[:, 0].all())):
             raise InputError("a grid generator needs the first row and the first column of the grid given")
+        frames = torch.where(known[..., None, None, None], frames, torch.zeros_like(frames))  # only given cells count
         p = self.model.patch
         h, w = max(p, round(H / p) * p), max(p, round(W / p) * p)
         resized = (h, w) != (H, W)

@@ -68,8 +68,8 @@ class GridPipeline:
         g = torch.Generator().manual_seed(int(seed))
         x = torch.randn(known.shape, generator=g).to(device)
         noise_known = torch.randn(known.shape, generator=g).to(device)
-        x0 = (known.float() * 2 - 1).to(device)
         m = mask.to(device)[..., None, None, None]
+        x0 = torch.where(m, known.float().to(device) * 2 - 1, torch.zeros((), device=device))
         cams = {k: (v.to(device) if v is not None else None)
                 for k, v in (("w2c", w2c), ("K", K), ("depth", depth), ("depth_valid", depth_valid))}
         self.scheduler.set_timesteps(steps, device=device)

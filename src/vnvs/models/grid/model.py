@@ -185,7 +185,8 @@ class GridModel(nn.Module):
         dit = self.dit
         dtype = dit.patch_embed.weight.dtype
         m = mask.to(dtype)[..., None, None, None].expand(B, V, T, 1, H, W)
-        cond = torch.cat([known.to(dtype) * m, m], 3)
+        given = torch.where(mask[..., None, None, None], known.to(dtype), torch.zeros((), dtype=dtype, device=x.device))
+        cond = torch.cat([given, m], 3)
         tok = dit.patch_embed(x.to(dtype).flatten(0, 2)) + self.cond_embed(cond.flatten(0, 2))
         tok = tok.flatten(2).transpose(1, 2).reshape(B, V, T, -1, dit.cfg.dim)
         if self.cam_embed is not None and w2c is not None:
