@@ -67,7 +67,7 @@ def test_train_grid_model_and_fill_a_grid(clip, tmp_path, capsys):
     assert code == 0, err
     a, b = read_grid(tmp_path / "a"), read_grid(tmp_path / "b")
     assert torch.equal(a.frames, b.frames)  # seeded
-    assert float(a.frames[1:, 1:].std()) > 0.01  # generated content (NaN from unset cells would come out black)
+    assert 0.2 < float(a.frames[1:, 1:].mean()) < 0.8  # generated content (NaN from unset cells came out black)
     assert a.meta["method"] == "model" and a.meta["grid_model"] == "model"
     assert a.w2c.shape == (3, 4, 4, 4) and not torch.allclose(a.w2c[1], a.w2c[0])
 
