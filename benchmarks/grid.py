@@ -23,7 +23,7 @@ from pathlib import Path
 from common import save
 from vnvs.evaluation.runner import EvalConfig, run_eval
 
-TRAINED = {"4real soft (trained)": "grid-4real", "4real soft, sync layers only (trained)": "grid-4real-sync",
+TRAINED = {"4real soft (trained)": "grid-4real", "4real soft (only sync layers trained)": "grid-4real-sync",
            "4real hard (trained)": "grid-4real-hard", "4real sequential (trained)": "grid-4real-sequential",
            "sv4d (trained)": "grid-sv4d", "full4d (trained)": "grid-full4d"}
 """Table label -> training preset (its model folder RUNS/<preset>/model)."""
