@@ -192,3 +192,10 @@ def test_cells_that_are_not_given_do_not_leak_into_the_model():
     a = pipe(known, mask, num_inference_steps=1, seed=2)
     b = pipe(poisoned, mask, num_inference_steps=1, seed=2)
     assert torch.isfinite(b).all() and torch.equal(a[~mask], b[~mask])
+
+
+def test_command_line_method_names_are_grid_presets():
+    from vnvs.apps.grid_config import GRID_METHODS
+    from vnvs.models.grid import GRID_PRESETS
+
+    assert set(GRID_METHODS) - {"independent"} <= set(GRID_PRESETS)

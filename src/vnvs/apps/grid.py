@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from vnvs.apps.config import DEFAULT_RENDERER, generator_options
-from vnvs.apps.grid_config import GridConfig
+from vnvs.apps.grid_config import GRID_METHODS, GridConfig
 from vnvs.apps.render import LOOK_AT_FRAMES, check_trajectory_in_front
 from vnvs.apps.source_stream import SourceStream
 from vnvs.cameras.grid import grid_cameras
@@ -116,7 +116,7 @@ def run_grid(config: GridConfig) -> dict:
     out_depth = torch.zeros(V, T, H, W)
     out_valid = torch.zeros(V, T, H, W, dtype=torch.bool)
     out_depth[0], out_valid[0] = torch.where(valid, depth, torch.zeros_like(depth)), valid
-    meta = {"method": config.method if config.method in ("independent", "4real", "sv4d", "full4d")
+    meta = {"method": config.method if config.method in GRID_METHODS
             else str(Path(config.method).resolve().name),
             "source": str(config.video), "trajectory": config.trajectory, "generator": generator.name,
             "renderer": renderer, "look_at_depth": look_at, "seed": int(config.seed),

@@ -10,10 +10,12 @@ from pathlib import Path
 from vnvs.apps.config import RenderConfig
 from vnvs.utils import validate
 
-GRID_METHODS = ("independent", "4real", "sv4d", "full4d")
+GRID_METHODS = ("independent", "4real", "sv4d", "full4d", "4real-sequential", "4real-hard", "4real-soft-free",
+                "4real-hard-free")
 """Built-in ``--method`` names; a folder saved by ``GridModel.save_pretrained`` is accepted too.
 ``independent``: every view rendered on its own by the novel-view generator (the baseline);
-``4real``, ``sv4d``, ``full4d``: the grid model of that paper on the shipped DiT, training-free."""
+the others: the grid model presets of :mod:`vnvs.models.grid` on the shipped DiT, untrained (4Real-Video's
+training-free variants are ``4real-soft-free``, ``4real-hard-free`` and ``4real-sequential``)."""
 
 
 @dataclass

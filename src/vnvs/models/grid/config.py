@@ -38,6 +38,9 @@ class GridModelConfig:
     """Plücker-ray camera conditioning relative to the reference camera (None: sv4d and full4d yes, 4real no)."""
     alpha_init: float = 0.5
     """sv4d: initial blend of 3D attention (across views) into the per-frame attention (learned per block)."""
+    frame_alpha_init: float = 0.99
+    """sv4d: initial weight of the frame attention's update (learned per block; 1 = the pretrained temporal
+    attention, 0 = none, as for static multi-view data)."""
     reference_mask_prob: float = 0.5
     """sv4d training: probability of hiding the reference views (column 0 below row 0) of a sample."""
     bias_scale: float = 1.0
@@ -62,8 +65,8 @@ class GridModelConfig:
                 raise InputError(f"grid model {name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
         if self.pretrained is not None and self.backbone_config:
             raise InputError("give either pretrained or backbone_config, not both")
-        if not (0.0 <= float(self.alpha_init) <= 1.0) or not (0.0 <= float(self.reference_mask_prob) <= 1.0):
-            raise InputError("alpha_init and reference_mask_prob must be in [0, 1]")
+        if not all(0.0 <= float(getattr(self, k)) <= 1.0 for k in ("alpha_init", "frame_alpha_init", "reference_mask_prob")):
+            raise InputError("alpha_init, frame_alpha_init and reference_mask_prob must be in [0, 1]")
         for name in ("window_views", "window_times"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 2):

@@ -13,7 +13,8 @@ along the grid's axes. The blocks of the pretrained DiT are reused as they are:
   over times, in series (the paper's baseline, eq. 5).
 * ``sv4d`` (SV4D 2.0): per-frame spatial attention alpha-blended (a learned alpha per block) with 3D
   attention over the tokens of all views of one time (the same weights), camera-conditioned relative
-  to the reference view; then the block's frame attention over times, and its MLP.
+  to the reference view; then the block's frame attention over times, its update weighted by a second
+  learned alpha per block (starting at 0.99: the pretrained video attention), and its MLP.
 * ``full4d`` (Full-4D): per-frame spatial attention, then fused time-view attention over all tokens
   of all cells with an additive reprojection prior ``-beta_l * min(d^2, 16)``
   (:func:`~vnvs.models.grid.layers.reprojection_distance`, from cameras and depth where given),
@@ -102,8 +103,11 @@ class GridModel(nn.Module):
         if config.method == "4real" and config.arch == "parallel":
             self.sync = nn.ModuleList(SyncLayer(D, config.sync, config.sync_weights, l, L) for l in range(L))
         if config.method == "sv4d":
-            a = min(max(float(config.alpha_init), 1e-4), 1 - 1e-4)
-            self.alpha_logit = nn.Parameter(torch.full((L,), math.log(a / (1 - a))))
+            def logit(a: float) -> float:
+                a = min(max(float(a), 1e-4), 1 - 1e-4)
+                return math.log(a / (1 - a))
+            self.alpha_logit = nn.Parameter(torch.full((L,), logit(config.alpha_init)))
+            self.frame_alpha_logit = nn.Parameter(torch.full((L,), logit(config.frame_alpha_init)))
         if config.method == "full4d":
             self.bias_scale = nn.Parameter(torch.full((L,), float(config.bias_scale)))
 
@@ -244,7 +248,7 @@ class GridModel(nn.Module):
         rt = grid.rope_time
         q, k, v = rt.apply(block.qn_t(grid.to_tubes(q))), rt.apply(block.kn_t(grid.to_tubes(k))), grid.to_tubes(v)
         out = block.out_t(grid.from_tubes(sdpa(q, k, v), B * V).flatten(-2)).reshape(B, V, T, N, D)
-        x = x + g2[:, None, None, None] * out
+        x = x + (torch.sigmoid(self.frame_alpha_logit[l]) * g2)[:, None, None, None] * out
         return self._mlp(block, x, s3, c3, g3)
 
     def _full4d_block(self, l, block, x, text, mod, size, bias):
