@@ -373,8 +373,8 @@ def grid_section() -> list[str]:
            "time err: mean absolute difference (0-255) between neighbouring generated views / times along the exact "
            "correspondence (lower is more consistent). Trained: from the shipped DiT, "
            f"{st['train_steps']} steps on `synthetic-grid` samples of {st['train_scenes']} training scenes, one "
-           "thread; training-free: the same presets with their new layers at initialisation. Seconds compare within this "
-           "table only (the runs shared the cores with other jobs).", "", machine_line(r), ""]
+           "thread; training-free: the same presets with their new layers at initialisation. Seconds are noisy: "
+           "the runs shared the 2 cores with other jobs (load about 8).", "", machine_line(r), ""]
     out += _method_table(rep, [("psnr", "PSNR"), ("ssim", "SSIM"), ("view_error", "view err"),
                                ("time_error", "time err"), ("seconds_per_cell", "s / cell")])
     ex = rep.get("exact") or {}
