@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vnvs import __version__
 from vnvs.apps.config import DEMO_FILES, RENDER_FILES, DemoConfig, RenderConfig
+from vnvs.apps.grid_config import GridConfig
 from vnvs.data.config import PrepareRun
 from vnvs.errors import InputError, TrajectoryError, VnvsError
 from vnvs.evaluation.config import EvalConfig
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="re-render a video along a new camera path (depth from a model or a file)")
     add_config_arguments(p, RenderConfig)
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("grid", help="lift a video to a time x view grid (row 0 the video; a grid model or per-view renders)",
+                       description="Write a grid folder (grid.json, one video per view, depth, contact sheet) of VIEWS "
+                                   "views offset by fractions of the trajectory. See docs/grids.md.")
+    add_config_arguments(p, GridConfig)
+    p.set_defaults(func=_cmd_grid)
 
     p = sub.add_parser("trajectory", help="write a preset or convert a camera file to a vnvs trajectory JSON")
     p.add_argument("spec", help="preset NAME:PARAMS or a camera/trajectory file")
@@ -148,6 +155,20 @@ def _cmd_render(args: argparse.Namespace) -> int:
     summary = run_render(config)
     print(json.dumps(summary))
     print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
+    return 0
+
+
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from vnvs.apps.grid import run_grid
+    from vnvs.io.grid import GRID_FILES
+
+    config = config_from_args(GridConfig, args)
+    check_destination(config.output, "folder")
+    check_output_folder(config.output, GRID_FILES)
+    _check_device(getattr(config, "device", None))
+    summary = run_grid(config)
+    print(json.dumps(summary))
+    print(f"wrote grid folder {config.output} ({summary['views']} views x {summary['times']} times)")
     return 0
 
 

@@ -13,7 +13,7 @@ from vnvs.utils.memory import FRAME_BYTES_PER_PIXEL, check_fits
 EVAL_FILES = ("report.json", "report.md")
 """What ``vnvs eval`` writes into its output folder."""
 
-BENCHMARKS = ("synthetic", "real")
+BENCHMARKS = ("synthetic", "real", "grid")
 DEFAULT_SCENES = 8
 """Scenes of the synthetic benchmark when ``scenes`` is not given."""
 
@@ -22,8 +22,9 @@ DEFAULT_SCENES = 8
 class EvalConfig:
     """Settings of ``vnvs eval``."""
 
-    benchmark: Literal["synthetic", "real"] = field(default="synthetic", metadata={"short": "-b"})
-    """synthetic: held-out procedural scenes with exact ground truth; real: prepared flow pairs of held-out videos."""
+    benchmark: Literal["synthetic", "real", "grid"] = field(default="synthetic", metadata={"short": "-b"})
+    """synthetic: held-out procedural scenes with exact ground truth; real: prepared flow pairs of held-out videos;
+    grid: held-out procedural time x view grids (methods: independent, 4real, sv4d, full4d, ... see docs/grids.md)."""
     methods: str = field(default="warp,warp+inpaint,default", metadata={"short": "-m"})
     """Comma-separated generators (warp, warp+inpaint, default, or a saved model folder); LABEL=NAME names one
     in the report."""
@@ -56,6 +57,10 @@ class EvalConfig:
     """Learned methods: classifier-free guidance scale on the control signal (default 1)."""
     device: str | None = None
     """Learned methods: cpu, cuda, cuda:1, ... (default: CUDA when available)."""
+    views: int = 4
+    """grid: views per grid (row 0 is the source video)."""
+    grid_generator: str = "default"
+    """grid: the novel-view generator of the independent baseline and of column 0 (the freeze-time sweep)."""
     extra: dict = field(default_factory=dict, metadata={"cli": False})
     """Other settings of learned generators (resolution, window, ...)."""
 
@@ -64,11 +69,13 @@ class EvalConfig:
         validate.choice(self.benchmark, BENCHMARKS, "benchmark")
         validate.choice(self.mode, ("gradual", "direct"), "mode")
         validate.seed(self.seed)
-        for name in ("frames", "size"):
+        for name in ("frames", "size", "views"):
             validate.positive_int(getattr(self, name), name)
         validate.need(self.size <= MAX_SIDE, f"size must be at most {MAX_SIDE} pixels, got {self.size}")
         check_fits(FRAME_BYTES_PER_PIXEL * self.frames * self.size * self.size,
                    f"a benchmark scene of {self.frames} frames at {self.size} px")
+        validate.need(self.views >= 2 and (self.benchmark != "grid" or self.frames >= 2),
+                      "views (and frames of a grid) must be at least 2")
         for name in ("scenes", "steps"):
             validate.positive_int(getattr(self, name), name, optional=True)
         validate.need(validate.is_number(self.max_orbit) and 0 < self.max_orbit <= 90,

@@ -35,6 +35,7 @@ LABELS = {
     "psnr_mask": "PSNR M", "ssim_mask": "SSIM M",
     "psnr_nonmask": "PSNR not M", "ssim_nonmask": "SSIM not M",
     "seconds_per_frame": "s / frame",
+    "view_error": "view err", "time_error": "time err", "seconds_per_cell": "s / cell",
 }
 """Column titles of the Markdown table."""
 

@@ -241,3 +241,60 @@ def interpolate_poses(w2c_keys: torch.Tensor, key_times: torch.Tensor, query_tim
     out[:, :3, 3] = c
     out[:, 3, 3] = 1
     return invert_se3(out).to(dtype)
+
+
+def _hat(w: torch.Tensor) -> torch.Tensor:
+    x, y, z = w.unbind(-1)
+    zero = torch.zeros_like(x)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*w.shape[:-1], 3, 3)
+
+
+def _left_jacobian(w: torch.Tensor) -> torch.Tensor:
+    """``V(w) = I + (1 - cos a) / a^2 [w] + (a - sin a) / a^3 [w]^2`` (SE(3) exp: ``t = V rho``)."""
+    a = w.norm(dim=-1)[..., None, None]
+    small = a < 1e-8
+    safe = torch.where(small, torch.ones_like(a), a)
+    Wx = _hat(w)
+    c1 = torch.where(small, torch.full_like(a, 0.5), (1 - torch.cos(safe)) / safe**2)
+    c2 = torch.where(small, torch.full_like(a, 1.0 / 6.0), (safe - torch.sin(safe)) / safe**3)
+    eye = torch.eye(3, dtype=w.dtype, device=w.device).expand_as(Wx)
+    return eye + c1 * Wx + c2 * (Wx @ Wx)
+
+
+def se3_fraction(T: torch.Tensor, fraction: torch.Tensor | float) -> torch.Tensor:
+    """``T ** f``: the rigid transform a fraction ``f`` of the way along the screw motion of ``T``.
+
+    ``exp(f log T)``: a rotation by ``f`` of the angle about the same screw axis, with ``f`` of its
+    pitch (an orbit about a point stays an orbit about that point). Rotation angles below pi.
+    Computed in float64.
+
+    Args:
+        T: ``(..., 4, 4)`` rigid transforms.
+        fraction: scalar or tensor broadcastable to ``T.shape[:-2]``.
+
+    Returns:
+        ``(..., 4, 4)``, dtype of ``T``; ``f = 0`` gives the identity, ``f = 1`` gives ``T``.
+
+    Example:
+        >>> T = torch.eye(4); T[:3, :3] = axis_angle_to_matrix(torch.tensor([0.0, 0.6, 0.0])); T[0, 3] = 1.0
+        >>> half = se3_fraction(T, 0.5)
+        >>> bool(torch.allclose(half @ half, T, atol=1e-6)), round(float(rotation_angle(half[:3, :3])), 6)
+        (True, 0.3)
+    """
+    dtype = T.dtype
+    T = T.double()
+    f = torch.as_tensor(fraction, dtype=torch.float64, device=T.device)
+    R, t = T[..., :3, :3], T[..., :3, 3]
+    angle = rotation_angle(R)
+    vee = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    norm = vee.norm(dim=-1, keepdim=True)
+    axis = vee / torch.where(norm > 1e-12, norm, torch.ones_like(norm))
+    w = axis * angle[..., None]
+    rho = torch.linalg.solve(_left_jacobian(w), t[..., None])[..., 0]
+    f = f.expand(angle.shape) if f.ndim == 0 else f
+    wf, rf = w * f[..., None], rho * f[..., None]
+    out = torch.zeros(*wf.shape[:-1], 4, 4, dtype=torch.float64, device=T.device)
+    out[..., :3, :3] = axis_angle_to_matrix(wf)
+    out[..., :3, 3] = (_left_jacobian(wf) @ rf[..., None])[..., 0]
+    out[..., 3, 3] = 1
+    return out.to(dtype)

@@ -43,13 +43,15 @@ import torch
 from vnvs.errors import InputError
 from vnvs.io.images import write_contact_sheet
 from vnvs.io.video import read_video, write_video
-from vnvs.utils.atomic import atomic_dir
+from vnvs.utils.atomic import staged_output
 
 GRID_FORMAT = "vnvs-grid"
 GRID_VERSION = 1
 GRID_JSON = "grid.json"
 DEPTH_FILE = "depth.npz"
 CONTACT_SHEET = "contact_sheet.png"
+GRID_FILES = (GRID_JSON, DEPTH_FILE, CONTACT_SHEET)
+"""Files of a grid folder besides the per-view videos (a folder is replaced whole; see ``staged_output``)."""
 
 
 def view_video_name(v: int) -> str:
@@ -172,7 +174,7 @@ def _check_cameras(w2c: torch.Tensor, K: torch.Tensor, where: str) -> None:
 
 
 def write_grid(path: str | os.PathLike, grid: Grid, *, crf: int = 12) -> Path:
-    """Write ``grid`` as a grid folder at ``path`` (replacing any folder there once complete).
+    """Write ``grid`` as a grid folder at ``path`` (replacing an earlier output of vnvs there, whole, once complete).
 
     ``crf`` is the H.264 quality of the per-view videos (0 = lossless luma). The videos are 4:2:0,
     as every player expects: on 128 px procedural frames the round trip keeps about 36 dB PSNR
@@ -182,7 +184,7 @@ def write_grid(path: str | os.PathLike, grid: Grid, *, crf: int = 12) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"cannot write grid folder {path}: a file exists there")
-    with atomic_dir(path) as tmp:
+    with staged_output(path, GRID_FILES) as tmp:
         for v in range(grid.views):
             write_video(tmp / view_video_name(v), grid.frames[v], fps=float(grid.fps), crf=crf)
         if grid.depth is not None:

@@ -9,6 +9,7 @@ import os
 from vnvs.errors import InputError
 from vnvs.training.checkpoint import read_config, resume_checkpoint
 from vnvs.training.presets import load_config
+from vnvs.training.grid import train_grid
 from vnvs.training.trainer import train
 
 
@@ -31,7 +32,9 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    result = train(resolve_config(args), args.data, args.output, resume=args.resume)
+    config = resolve_config(args)
+    run = train_grid if config.is_grid else train
+    result = run(config, args.data, args.output, resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch, one summary
         print(json.dumps(result.to_dict()))
         print(result.line())

@@ -23,9 +23,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from vnvs.data.schema import PAIR_KINDS
+from vnvs.data.schema import GRID_KINDS, PAIR_KINDS
 from vnvs.errors import InputError
 from vnvs.models.config import ModelConfig
+from vnvs.models.grid.config import GridModelConfig, is_grid_config
+from vnvs.models.grid.model import is_grid_model_folder
+from vnvs.models.grid.presets import GRID_PRESETS
 from vnvs.utils.atomic import atomic_path
 from vnvs.utils.validate import seed as validate_seed
 
@@ -126,7 +129,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
-            self.model = ModelConfig.from_dict(self.model)
+            self.model = GridModelConfig.from_dict(self.model) if is_grid_config(self.model) else ModelConfig.from_dict(self.model)
         self.betas = tuple(float(b) for b in self.betas) if isinstance(self.betas, (list, tuple)) else self.betas
         self.validate()
 
@@ -137,11 +140,13 @@ class TrainConfig:
             if not ok:
                 raise InputError(f"training config: {message}")
 
-        need(isinstance(self.model, ModelConfig) or (isinstance(self.model, str) and bool(self.model)),
+        need(isinstance(self.model, (ModelConfig, GridModelConfig)) or (isinstance(self.model, str) and bool(self.model)),
              f"model must be a preset name, a folder or a model config table, got {self.model!r}")
+        kinds = GRID_KINDS if self.is_grid else PAIR_KINDS
         need(isinstance(self.data, dict) and bool(self.data), f"data must map sample kinds to weights, got {self.data!r}")
         for kind, weight in self.data.items():
-            need(kind in PAIR_KINDS, f"data kind {kind!r} cannot be trained on; use pair kinds {', '.join(PAIR_KINDS)}")
+            need(kind in kinds, f"data kind {kind!r} cannot be trained on by this model; use "
+                                f"{'grid' if self.is_grid else 'pair'} kinds {', '.join(kinds)}")
             need(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
                  and weight >= 0, f"weight of {kind!r} must be a number >= 0, got {weight!r}")
         need(any(w > 0 for w in self.data.values()), "at least one data weight must be positive")
@@ -177,6 +182,14 @@ class TrainConfig:
         for name in ("freeze_backbone", "gradient_checkpointing", "find_unused_parameters", "tensorboard",
                      "record_samples"):
             need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def is_grid(self) -> bool:
+        """Whether ``model`` is a time x view grid model (:mod:`vnvs.models.grid`): a GridModelConfig, a grid
+        preset name or a saved grid model folder; such runs train on grid kinds with the GridTrainer."""
+        if isinstance(self.model, GridModelConfig):
+            return True
+        return isinstance(self.model, str) and (self.model in GRID_PRESETS or is_grid_model_folder(self.model))
 
     # ---- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,11 @@ presets of :mod:`vnvs.models` return a ``ModelConfig``) and the loader of config
 * ``cogvideox-2b``, ``wan-1.3b``: finetune a pretrained diffusers backbone with the control
   modules (backbone frozen, bf16, gradient checkpointing); need a large GPU.
 
+* ``grid-4real``, ``grid-4real-sync`` (only the synchronization layers and conditioning embeddings
+  train; the DiT stays as shipped), ``grid-4real-hard``, ``grid-4real-sequential``, ``grid-sv4d``,
+  ``grid-full4d``: the grid models of :mod:`vnvs.models.grid` on ``synthetic-grid`` and ``affine4d``
+  shards (:data:`GRID_DATA`), from the shipped DiT; ``grid-tiny`` for tests.
+
 Edit :data:`DIT_SMALL_DATA` / :func:`dit_small` to change the shipped recipe; the ablations follow.
 """
 
@@ -73,6 +78,24 @@ def wan_1_3b() -> TrainConfig:
     return _finetune("wan-1.3b")
 
 
+GRID_DATA = {"synthetic-grid": 0.5, "affine4d": 0.5}
+"""Mixture of the grid recipes: exact procedural grids with cameras and 4Real-Video's pseudo-4D affine grids."""
+
+
+def _grid(model: str, **changes: Any) -> TrainConfig:
+    """A grid model (:mod:`vnvs.models.grid`) on grid shards: a few hundred CPU steps of small grids."""
+    config = TrainConfig(model=model, data=dict(GRID_DATA), batch_size=2, lr=3e-4, warmup_steps=10, ema_decay=0.99,
+                         timestep_shift=3.0, loss_weighting="x0", max_steps=300, checkpoint_every=100, log_every=10,
+                         num_workers=0)
+    return config.replace(**changes) if changes else config
+
+
+def grid_tiny() -> TrainConfig:
+    """Tests: the 2-layer 4real grid model on synthetic grids, seconds on a CPU."""
+    return TrainConfig(model="4real-tiny", data={"synthetic-grid": 1.0}, batch_size=1, lr=1e-3, ema_decay=0.9,
+                       max_steps=2, checkpoint_every=2, keep_checkpoints=1, log_every=1, num_workers=0)
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "tiny": tiny,
     "dit-small": dit_small,
@@ -81,6 +104,13 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "dit-small-no-synthetic": dit_small_no_synthetic,
     "cogvideox-2b": cogvideox_2b,
     "wan-1.3b": wan_1_3b,
+    "grid-tiny": grid_tiny,
+    "grid-4real": lambda: _grid("4real"),
+    "grid-4real-sync": lambda: _grid("4real", freeze_backbone=True),
+    "grid-4real-hard": lambda: _grid("4real-hard"),
+    "grid-4real-sequential": lambda: _grid("4real-sequential"),
+    "grid-sv4d": lambda: _grid("sv4d"),
+    "grid-full4d": lambda: _grid("full4d"),
 }
 """Training presets by name (``vnvs train --config NAME``)."""
 

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from vnvs.errors import InputError
+
 
 def current_umask() -> int:
     """The process's file-creation mask (read without changing it where the platform allows)."""
@@ -123,8 +125,6 @@ def staged_output(path: str | os.PathLike, names: Iterable[str] = ()) -> Iterato
     """
     import fcntl
 
-    from vnvs.errors import InputError
-
     path = Path(os.path.abspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.parent / f".{path.name}.lock"
@@ -157,8 +157,6 @@ def staged_output(path: str | os.PathLike, names: Iterable[str] = ()) -> Iterato
 def check_output_folder(path: str | os.PathLike, names: Iterable[str] = ()) -> None:
     """Raise :class:`~vnvs.errors.InputError` unless :func:`staged_output` may replace the folder ``path``:
     absent, or holding only what vnvs wrote there (its manifest's files, or ``names``)."""
-    from vnvs.errors import InputError
-
     path, names = Path(path), set(names)
     if not path.exists():
         return

@@ -13,6 +13,8 @@ import ctypes
 import ctypes.util
 import sys
 
+from vnvs.errors import InputError
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _done = False
@@ -79,8 +81,6 @@ def check_fits(nbytes: float, what: str) -> None:
         ...
         vnvs.errors.InputError: a huge job needs at least 931322574.6 GB of memory, ...
     """
-    from vnvs.errors import InputError
-
     available = available_memory()
     if available is not None and nbytes > available:
         raise InputError(f"{what} needs at least {nbytes / 1024**3:.1f} GB of memory, but {available / 1024**3:.1f} GB "

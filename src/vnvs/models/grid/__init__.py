@@ -1,0 +1,13 @@
+"""Time x view grid models on the built-in DiT: 4Real-Video, SV4D 2.0 and Full-4D behind one interface.
+
+``GridModel.from_config(GridModelConfig(method=...))``; presets in :func:`grid_preset`; see ``docs/grids.md``.
+"""
+
+from __future__ import annotations
+
+from vnvs.models.grid.config import GRID_MODEL_METHODS, SHIPPED, GridModelConfig, is_grid_config
+from vnvs.models.grid.model import GridModel, is_grid_model_folder, shipped_backbone_folder
+from vnvs.models.grid.presets import GRID_PRESETS, grid_preset
+
+__all__ = ["GRID_MODEL_METHODS", "GRID_PRESETS", "GridModel", "GridModelConfig", "SHIPPED", "grid_preset",
+           "is_grid_config", "is_grid_model_folder", "shipped_backbone_folder"]
