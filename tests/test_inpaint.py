@@ -168,3 +168,56 @@ def test_gradients_and_checkpointing_on_inpaint_dit():
 def test_bad_control_name():
     with pytest.raises(InputError, match="unknown control"):
         ModelConfig(control="concat")
+
+
+# ---- training and rendering --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def covis_data(tmp_path_factory):
+    """3 procedural scenes, 16x16, 3 frames (synthetic-pairs, synthetic-covis, synthetic-grid)."""
+    from vnvs.data.config import PrepareConfig
+    from vnvs.data.engine import prepare
+    from vnvs.data.inputs import collect_inputs
+
+    root = tmp_path_factory.mktemp("covis-data")
+    cfg = PrepareConfig(size=16, clip_frames=3)
+    prepare(collect_inputs("3", "synthetic", config=cfg, seed=0), root, "synthetic", cfg, seed=0, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(covis_data, tmp_path_factory):
+    from vnvs.training import get_preset, train
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("inpaint-run")
+    config = get_preset("tiny-inpaint").replace(max_steps=2, checkpoint_every=1, epoch_size=4, tensorboard=False)
+    return out, train(config, covis_data, out)
+
+
+def test_train_inpaint_model_and_render_with_it(trained, tmp_path, capsys, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from vnvs.cli import main
+    from vnvs.io import read_video, write_video
+    from vnvs.synthetic import generate_scene, render_source_video
+
+    monkeypatch.setenv("VNVS_PROGRESS", "0")
+    out, result = trained
+    assert result.steps == 2 and result.final_loss is not None and np.isfinite(result.final_loss)
+    model = NovelViewModel.from_pretrained(result.model)
+    assert model.config.control == "inpaint" and model.projector is None
+    # training moved the conditioning channels away from zero
+    assert model.backbone.cond_embed.weight.abs().sum() > 0
+    video = render_source_video(generate_scene(5), num_frames=4, size=(24, 32), seed=5)
+    write_video(tmp_path / "clip.mp4", video.frames, fps=8)
+    np.save(tmp_path / "depth.npy", video.depth.numpy())
+    code = main(["render", str(tmp_path / "clip.mp4"), "--depth", str(tmp_path / "depth.npy"), "--trajectory",
+                 "orbit:20", "--generator", result.model, "--steps", "2", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    novel = read_video(tmp_path / "out" / "novel.mp4").frames
+    assert novel.shape == (4, 3, 24, 32) and torch.isfinite(novel).all()
+    assert json.loads((tmp_path / "out" / "trajectory.json").read_text())["frames"]
