@@ -221,3 +221,10 @@ def test_train_inpaint_model_and_render_with_it(trained, tmp_path, capsys, monke
     novel = read_video(tmp_path / "out" / "novel.mp4").frames
     assert novel.shape == (4, 3, 24, 32) and torch.isfinite(novel).all()
     assert json.loads((tmp_path / "out" / "trajectory.json").read_text())["frames"]
+
+
+def test_covis_trained_model_samples_with_the_mesh_renderer(trained):
+    from vnvs.sampling import SamplingConfig
+
+    _, result = trained
+    assert SamplingConfig.load(result.model).renderer == "mesh"

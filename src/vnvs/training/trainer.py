@@ -49,6 +49,7 @@ from vnvs.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 LOG_NAME = "log.jsonl"
+COVIS_KINDS = {"covis", "synthetic-covis"}
 MODEL_DIR = "model"
 
 
@@ -101,14 +102,16 @@ def _freeze(model, config: TrainConfig) -> None:
 
 def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
     """The sampling settings a model is exported with: the frame size (short side) and frame count it was
-    trained on, compositing (the warped source kept wherever a source pixel landed) and the renderer of the
-    training pairs (every builder splats points: ``zbuffer``), so that
-    ``--generator OUTPUT/model`` samples as it was trained."""
+    trained on, compositing (the warped source kept wherever a source pixel landed) and the renderer whose
+    conditioning matches the training pairs: ``mesh`` when they are all co-visibility pairs (their warped
+    frames are whole surfaces, without splat cracks), else ``zbuffer`` (flow and synthetic pairs splat
+    points), so that ``--generator OUTPUT/model`` samples as it was trained."""
     batch = collate([dataset.load(0)])
     _, target = fit_batch(batch["control"], batch["target"], **fit)
     T, _, H, W = target.shape[1:]
+    renderer = "mesh" if set(dataset.kinds) <= COVIS_KINDS else "zbuffer"
     return SamplingConfig(resolution=min(H, W), window=T, overlap=max(0, min(4, T // 4)), composite=True,
-                          renderer="zbuffer")
+                          renderer=renderer)
 
 
 def freeze_unused(model, dataset, fit: dict[str, Any], device: torch.device) -> list[str]:
