@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from vnvs import __version__
-from vnvs.apps.config import DemoConfig, RenderConfig
+from vnvs.apps.config import DemoConfig, FinetuneConfig, RenderConfig
 from vnvs.data.config import PrepareRun
 from vnvs.errors import InputError, TrajectoryError, VnvsError
 from vnvs.evaluation.config import EvalConfig
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, EvalConfig)
     p.set_defaults(func=_cmd_eval)
     _add_train_parser(sub).set_defaults(func=_cmd_train)
+    p = sub.add_parser("finetune", help="adapt a learned generator to one video (test-time finetuning, CogNVS)",
+                       description="Cut self-supervised pairs from the video (co-visibility pairs for inpainting "
+                                   "models, flow pairs for the others), finetune the model on them and write the "
+                                   "adapted model folder for `vnvs render --generator OUTPUT`. See docs/training.md.")
+    add_config_arguments(p, FinetuneConfig)
+    p.set_defaults(func=_cmd_finetune)
     for command in sub.choices.values():
         command.add_argument("--threads", type=_positive_int, default=None,
                              help="CPU threads for torch and OpenCV (default: OMP_NUM_THREADS, else the CPU count; "
@@ -137,9 +143,24 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vnvs.apps.render import run_render
 
     config = config_from_args(RenderConfig, args)
-    summary = run_render(config)
+    if config.ttf:
+        from vnvs.apps.finetune import render_with_ttf
+
+        summary = render_with_ttf(config)
+    else:
+        summary = run_render(config)
     print(json.dumps(summary))
     print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from vnvs.apps.finetune import finetune
+
+    config = config_from_args(FinetuneConfig, args)
+    summary = finetune(config)
+    print(json.dumps(summary))
+    print(f"finetuned {summary['kind']} pairs for {summary['steps']} steps; wrote {config.output}")
     return 0
 
 

@@ -22,6 +22,7 @@ weights, ``NovelViewModel.save_pretrained``) and ``train_config.json``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -43,8 +44,9 @@ from vnvs.sampling import SamplingConfig
 from vnvs.training.adapt import fit_batch
 from vnvs.training.config import TrainConfig
 from vnvs.training.data import EpochBatches
-from vnvs.training.ema import EMA, export_ema
+from vnvs.training.ema import EMA, export_ema, load_averages
 from vnvs.training.flow_matching import flow_matching_loss
+from vnvs.training.lora import add_lora, has_lora, merge_lora
 from vnvs.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -318,6 +320,8 @@ class Trainer:
         self._fit_args = fit
         self.sampling = trained_sampling(dataset, fit)
         _freeze(model, config)
+        if config.lora_rank:
+            add_lora(model, config.lora_rank, config.lora_alpha)
         model.train()
         self._fsdp = accelerator.distributed_type == DistributedType.FSDP
         if self._fsdp and config.ema_decay > 0:
@@ -458,8 +462,16 @@ class Trainer:
             full = accelerator.get_state_dict(self.model)
             if main:
                 unwrapped = build_model(self.config.model)
+                if self.config.lora_rank:
+                    add_lora(unwrapped, self.config.lora_rank, self.config.lora_alpha)
                 unwrapped.load_state_dict(full)
-        if main:
+        if main and has_lora(unwrapped):  # the adapters folded into a copy: an ordinary model folder
+            merged = copy.deepcopy(unwrapped)
+            if self.ema is not None:
+                load_averages(merged, self.ema.state_dict())
+            merge_lora(merged)
+            merged.save_pretrained(model_dir)
+        elif main:
             export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, model_dir)
             self.sampling.save(model_dir)
             self.config.save(self.output / "train_config.json")
