@@ -98,9 +98,8 @@ def _train_config(config: FinetuneConfig, base: Path, model: NovelViewModel, kin
         mixed_precision="bf16" if diffusers and cuda else "no")
 
 
-def _write_inputs(config: FinetuneConfig, work: Path, size: int, kind: str, needs_depth: bool) -> Path:
-    """Write the used frames (square, ``size`` px) and their depth into ``work``; return the video file."""
-    clip = work / "video.mp4"
+def _read_frames(config: FinetuneConfig, size: int) -> tuple[torch.Tensor, float]:
+    """The used frames (``stride``, ``max_frames``), centre-cropped square at ``size`` px, and the frame rate."""
     try:
         video = read_video(config.video, stride=config.stride, max_frames=config.max_frames, size=(size, size),
                            fit="resize_crop")
@@ -108,9 +107,15 @@ def _write_inputs(config: FinetuneConfig, work: Path, size: int, kind: str, need
         raise
     except Exception as exc:  # a decoder error on a damaged file
         raise InputError(f"cannot decode {config.video}: {' '.join(str(exc).split())}") from None
-    frames = video.frames
-    if frames.shape[0] < 2:
-        raise InputError(f"{config.video} has {frames.shape[0]} usable frame(s); test-time finetuning needs at least 2")
+    if video.frames.shape[0] < 2:
+        raise InputError(f"{config.video} has {video.frames.shape[0]} usable frame(s); test-time finetuning needs at least 2")
+    return video.frames, float(video.fps or 10)
+
+
+def _write_inputs(config: FinetuneConfig, work: Path, frames: torch.Tensor, fps: float, size: int,
+                  needs_depth: bool) -> Path:
+    """Write the used frames and (for co-visibility pairs) their depth into ``work``; return the video file."""
+    clip = work / "video.mp4"
     if needs_depth:
         spec = config.depth or DEFAULT_DEPTH_MODEL
         info = probe_video(config.video)
@@ -124,8 +129,20 @@ def _write_inputs(config: FinetuneConfig, work: Path, size: int, kind: str, need
             depth.close()
         d = torch.where(valid, maps, torch.zeros_like(maps))
         np.save(work / "depth.npy", d.numpy().astype(np.float32))
-    write_video(clip, frames, fps=max(1.0, float(video.fps or 10)), crf=10)
+    write_video(clip, frames, fps=max(1.0, fps), crf=10)
     return clip
+
+
+def _fit_clip(frames: int, available: int, temporal_multiple: int, flow: bool) -> int:
+    """Clip length that fits the video: flow pairs need a second clip at least one frame later."""
+    limit = available - 1 if flow else available
+    r = temporal_multiple
+    T = min(frames, limit)
+    T = ((T - 1) // r) * r + 1
+    if T < 1 + r and r > 1 or T < 2:
+        need = 1 + r + (1 if flow else 0)
+        raise InputError(f"the video gives {available} frames; this model's pairs need at least {need}")
+    return T
 
 
 def _check_work(work: Path, record: dict) -> None:
@@ -161,7 +178,8 @@ def finetune(config: FinetuneConfig, *, warn_unused_depth: bool = True) -> dict:
     size = sampling.resolution or DEFAULT_SIZE
     m = model.spatial_multiple
     size = max(m, (size // m) * m)
-    frames = _clip_frames(sampling, model)
+    video_frames, fps = _read_frames(config, size)
+    frames = _fit_clip(_clip_frames(sampling, model), video_frames.shape[0], model.temporal_multiple, not inpaint)
     train_config = _train_config(config, base, model, kind, frames)
     del model
 
@@ -173,10 +191,11 @@ def finetune(config: FinetuneConfig, *, warn_unused_depth: bool = True) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     data = work / "data"
     if not (data / "index.json").is_file():
-        clip = _write_inputs(config, work, size, kind, inpaint)
+        clip = _write_inputs(config, work, video_frames, fps, size, inpaint)
         trajectories = 2
+        max_offset = max(1, min(8, video_frames.shape[0] - frames))
         prep = PrepareConfig(size=size, clip_frames=frames, pairs_per_video=math.ceil(config.pairs / trajectories) if inpaint
-                             else config.pairs, covis_trajectories=trajectories, min_coverage=0.2, max_offset=8)
+                             else config.pairs, covis_trajectories=trajectories, min_coverage=0.2, max_offset=max_offset)
         item = WorkItem("video", path=str(clip), depth=str(work / "depth.npy") if inpaint else None)
         summary = prepare([item], data, kind, prep, seed=config.seed, workers=1)
         if summary.samples == 0:
