@@ -8,12 +8,14 @@ SSIM over the full frame, the co-visible and the disoccluded region; the gain pe
 mean and standard deviation over scenes and evaluation seeds.
 
 Usage: python benchmarks/ttf.py [MODEL ...] [--scenes 2] [--seeds 0 1] [--steps 30] [--frames 17]
-  MODEL: model folders or `default` (the shipped model; the default). Writes benchmarks/results/ttf.json.
+  MODEL: model folders or `default` (the shipped model; the default). Writes benchmarks/results/ttf.json
+  (models measured earlier with the same settings are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import save
+from common import RESULTS, save
 from vnvs.apps.config import FinetuneConfig
 from vnvs.apps.finetune import finetune, resolve_model
 from vnvs.evaluation.synthetic import SOURCE_MOTIONS, eval_scene_numbers, make_scene, score
@@ -95,9 +97,14 @@ def main() -> None:
                           "gain_min": min(gains) if gains else None, "gain_max": max(gains) if gains else None}
         results[base.name] = {"model": str(base), "size": size, "rows": rows, "summary": summary,
                               "finetune_seconds_mean": statistics.mean(r["finetune_seconds"] for r in rows)}
-    path = save("ttf", {"settings": {"scenes_per_seed": args.scenes, "seeds": args.seeds, "steps": args.steps,
-                                     "frames": args.frames, "pairs": args.pairs, "threads": 1},
-                        "models": results})
+    settings = {"scenes_per_seed": args.scenes, "seeds": args.seeds, "steps": args.steps, "frames": args.frames,
+                "pairs": args.pairs, "threads": 1}
+    previous = RESULTS / "ttf.json"
+    if previous.is_file():  # models measured earlier with the same settings stay in the file
+        old = json.loads(previous.read_text())
+        if old.get("settings") == settings:
+            results = {**old["models"], **results}
+    path = save("ttf", {"settings": settings, "models": results})
     print(f"wrote {path}")
 
 
