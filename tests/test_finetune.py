@@ -111,6 +111,12 @@ def test_finetune_diffusers_backbone_with_lora(tmp_path):
     assert moved and all(".attn1.to_" in k or "patch_embed.proj" in k for k in moved), sorted(moved)
     assert any(".attn1.to_q." in k for k in moved)
     NovelViewModel.from_pretrained(tmp_path / "out")
+    # a LoRA checkpoint exports to the same merged model
+    from vnvs.training import export_model
+    from vnvs.training.checkpoint import latest_checkpoint
+
+    export_model(latest_checkpoint(tmp_path / "out.work" / "run"), tmp_path / "exported")
+    assert not changed(tmp_path / "out", tmp_path / "exported")
 
 
 def test_render_ttf_end_to_end(real_clip, tiny_depth_model, inpaint_dir, tmp_path, capsys):
