@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from vnvs import __version__
-from vnvs.apps.config import DEMO_FILES, RENDER_FILES, DemoConfig, RenderConfig
+from vnvs.apps.config import DEMO_FILES, RENDER_FILES, DemoConfig, FinetuneConfig, RenderConfig
 from vnvs.apps.grid_config import GridConfig
 from vnvs.data.config import PrepareRun
 from vnvs.errors import InputError, TrajectoryError, VnvsError
@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, EvalConfig)
     p.set_defaults(func=_cmd_eval)
     _add_train_parser(sub).set_defaults(func=_cmd_train)
+    p = sub.add_parser("finetune", help="adapt a learned generator to one video (test-time finetuning, CogNVS)",
+                       description="Cut self-supervised pairs from the video (co-visibility pairs for inpainting "
+                                   "models, flow pairs for the others), finetune the model on them and write the "
+                                   "adapted model folder for `vnvs render --generator OUTPUT`. See docs/training.md.")
+    add_config_arguments(p, FinetuneConfig)
+    p.set_defaults(func=_cmd_finetune)
     for command in sub.choices.values():
         command.add_argument("--threads", type=_positive_int, default=None,
                              help="CPU threads for torch and OpenCV (default: OMP_NUM_THREADS, else the CPU count; "
@@ -152,7 +158,12 @@ def _cmd_render(args: argparse.Namespace) -> int:
     check_destination(config.output, "folder")
     check_output_folder(config.output, RENDER_FILES)
     _check_device(getattr(config, "device", None))
-    summary = run_render(config)
+    if config.ttf:
+        from vnvs.apps.finetune import render_with_ttf
+
+        summary = render_with_ttf(config)
+    else:
+        summary = run_render(config)
     print(json.dumps(summary))
     print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
     return 0
@@ -169,6 +180,18 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     summary = run_grid(config)
     print(json.dumps(summary))
     print(f"wrote grid folder {config.output} ({summary['views']} views x {summary['times']} times)")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from vnvs.apps.finetune import finetune
+
+    config = config_from_args(FinetuneConfig, args)
+    check_destination(config.output, "folder")
+    _check_device(getattr(config, "device", None))
+    summary = finetune(config)
+    print(json.dumps(summary))
+    print(f"finetuned {summary['kind']} pairs for {summary['steps']} steps; wrote {config.output}")
     return 0
 
 

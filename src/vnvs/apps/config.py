@@ -121,11 +121,15 @@ class RenderConfig:
     """Device for the depth model (default: CUDA when available)."""
     depth_size: int = 518
     """Longer side of the depth model's input in pixels."""
+    ttf: int = 0
+    """Test-time finetuning: first finetune the learned generator for N steps on this video (as
+    `vnvs finetune`, in a temporary folder), then render with the adapted model (0: off)."""
 
     def __post_init__(self) -> None:
         self.video = Path(self.video)
         self.output = Path(self.output)
         validate.seed(self.seed)
+        validate.need(validate.is_int(self.ttf) and self.ttf >= 0, f"ttf must be an integer >= 0, got {self.ttf!r}")
         for name in ("stride", "chunk_frames", "depth_size"):
             validate.positive_int(getattr(self, name), name)
         for name in ("max_frames", "size"):
@@ -138,6 +142,56 @@ class RenderConfig:
         validate.choice(self.renderer, RENDERERS + (None,), "renderer")
         validate.need(self.fov is None or (validate.is_number(self.fov) and 1.0 <= self.fov <= 179.0),
                       f"fov must be between 1 and 179 degrees, got {self.fov}")
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of ``vnvs finetune`` (test-time finetuning of a learned generator on one video)."""
+
+    video: Path = field(metadata={"positional": True})
+    """The video to adapt the model to (the one it will then render)."""
+    output: Path = field(metadata={"short": "-o"})
+    """Model folder to write (config.json, model.safetensors, sampling.json); `vnvs render --generator OUTPUT` uses it."""
+    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
+    """Model to start from: default (the model shipped with vnvs) or a saved model folder."""
+    depth: str | None = field(default=None, metadata={"short": "-d", "default_text": f"{DEFAULT_DEPTH_MODEL} when needed"})
+    """Depth file (.npy/.npz, one map per frame) or a transformers depth model; only inpainting models
+    need depth (their pairs are co-visibility pairs), the others train on optical-flow pairs."""
+    steps: int = 100
+    """Optimizer steps (CogNVS: 200-400 for CogVideoX-5B; an existing work folder is resumed and extended)."""
+    lr: float | None = None
+    """AdamW learning rate (default: 1e-4 for a full finetune of a built-in DiT, 2e-5 with LoRA, as CogNVS)."""
+    batch_size: int = 4
+    """Pairs per step."""
+    pairs: int = 32
+    """Self-supervised training pairs cut from the video."""
+    lora_rank: int | None = None
+    """LoRA rank (0: full finetune; default: 0 for the built-in DiT, 16 for diffusers backbones; needs peft)."""
+    max_frames: int | None = None
+    """Use at most the first N frames of the video."""
+    stride: int = 1
+    """Use every N-th frame."""
+    seed: int = 0
+    """Seed of the pairs, the noise and the data order."""
+    checkpoint_every: int = 50
+    """Write a resumable checkpoint every N steps (in the work folder)."""
+    work: Path | None = None
+    """Work folder for the pairs and checkpoints (default: OUTPUT.work beside OUTPUT); a rerun with the
+    same inputs resumes from its newest checkpoint."""
+    device: str | None = None
+    """Device for the depth model (default: CUDA when available)."""
+
+    def __post_init__(self) -> None:
+        self.video = Path(self.video)
+        self.output = Path(self.output)
+        self.work = Path(self.work) if self.work is not None else None
+        validate.seed(self.seed)
+        for name in ("steps", "batch_size", "pairs", "stride", "checkpoint_every"):
+            validate.positive_int(getattr(self, name), name)
+        validate.positive_int(self.max_frames, "max_frames", optional=True)
+        validate.need(self.lr is None or (validate.is_number(self.lr) and self.lr > 0), f"lr must be > 0, got {self.lr!r}")
+        validate.need(self.lora_rank is None or (validate.is_int(self.lora_rank) and self.lora_rank >= 0),
+                      f"lora_rank must be an integer >= 0, got {self.lora_rank!r}")
 
 
 def _check_sampling(config: DemoConfig | RenderConfig) -> None:

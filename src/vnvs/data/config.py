@@ -45,6 +45,9 @@ class PrepareConfig:
     """Pseudo-4D grids: scale of the random affine motion (1 = up to ~10% translation, ~8 degrees rotation)."""
     fov: float = 60.0
     """Field of view assumed for real videos without camera files (covis)."""
+    covis_masks: Literal["3d", "2d"] = "3d"
+    """Co-visibility samples (covis, synthetic-covis): 3d keeps the source pixels a random novel camera
+    also sees (CogNVS); 2d keeps random smooth 2-D blobs of the same coverage (the paper's ablation)."""
 
     def __post_init__(self) -> None:
         for name in ("size", "clip_frames", "frame_stride", "pairs_per_video", "min_offset", "max_offset",
@@ -63,6 +66,7 @@ class PrepareConfig:
                       f"max_orbit_deg must be in (0, 90], got {self.max_orbit_deg!r}")
         validate.need(validate.is_number(self.affine_strength) and self.affine_strength >= 0,
                       f"affine_strength must be >= 0, got {self.affine_strength!r}")
+        validate.choice(self.covis_masks, ("3d", "2d"), "covis_masks")
         validate.need(validate.is_number(self.fov) and 1 <= self.fov <= 179,
                       f"fov must be between 1 and 179 degrees, got {self.fov!r}")
 

@@ -6,6 +6,7 @@ the backbone-specific parts here. diffusers is imported only by the cogvideox / 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ def _wrap(blocks: nn.ModuleList, wrapper: type[BlockWrapper], config: ModelConfi
     k = config.vnvs_every
     for i, block in enumerate(list(blocks)):
         vnvs = None
-        if (i + 1) % k == 0:
+        if config.control == "vnvs" and (i + 1) % k == 0:
             vnvs = VNVSBlock(
                 spec.dim,
                 config.vnvs_heads or spec.heads,
@@ -93,7 +94,13 @@ class Adapter:
     def wrap(self, config: ModelConfig, backbone: nn.Module, spec: BackboneSpec, ctx: InjectionContext) -> None:
         raise NotImplementedError
 
-    def run(self, model, latents: torch.Tensor, timestep: torch.Tensor, text_embeds: torch.Tensor | None) -> torch.Tensor:
+    def run(self, model, latents: torch.Tensor, timestep: torch.Tensor, text_embeds: torch.Tensor | None,
+            cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Velocity for ``latents``; ``cond`` ``(B, T', C_cond, h, w)``: inpainting conditioning (or None)."""
+        raise NotImplementedError
+
+    def cond_embedding(self, backbone: nn.Module) -> list[nn.Parameter]:
+        """Parameters of the patch embedding that reads the inpainting conditioning."""
         raise NotImplementedError
 
     def encode(self, model, frames: torch.Tensor) -> torch.Tensor:
@@ -108,7 +115,10 @@ class DiTAdapter(Adapter):
     blocks_attr = "blocks"
 
     def build(self, config, arch):
-        return VideoDiT(DiTConfig.from_dict(config.backbone_config), config.null_text_tokens), None
+        cfg = DiTConfig.from_dict(config.backbone_config)
+        if config.control == "inpaint":  # the warped frame (in_channels) and its mask (1)
+            cfg = dataclasses.replace(cfg, cond_channels=cfg.in_channels + 1)
+        return VideoDiT(cfg, config.null_text_tokens), None
 
     def spec(self, config, backbone, vae):
         c = backbone.cfg
@@ -117,8 +127,11 @@ class DiTAdapter(Adapter):
     def wrap(self, config, backbone, spec, ctx):
         _wrap(backbone.blocks, DiTBlockWrapper, config, spec, ctx)
 
-    def run(self, model, latents, timestep, text_embeds):
-        return model.backbone(latents, timestep, text_embeds)
+    def run(self, model, latents, timestep, text_embeds, cond=None):
+        return model.backbone(latents, timestep, text_embeds, cond)
+
+    def cond_embedding(self, backbone):
+        return list(backbone.cond_embed.parameters())
 
     def encode(self, model, frames):
         return frames * 2 - 1
@@ -134,7 +147,7 @@ class _DiffusersAdapter(Adapter):
     def build(self, config, arch):
         d = _diffusers()
         tcls, vcls = getattr(d, self.transformer_cls), getattr(d, self.vae_cls)
-        if arch is not None:
+        if arch is not None:  # saved architecture: already widened for inpainting
             return tcls.from_config(arch["transformer"]), vcls.from_config(arch["vae"])
         if config.pretrained is not None:
             try:
@@ -142,10 +155,53 @@ class _DiffusersAdapter(Adapter):
                 vae = vcls.from_pretrained(config.pretrained, subfolder="vae")
             except (OSError, ValueError) as exc:
                 raise InputError(f"cannot load {config.backbone} weights from {config.pretrained!r}: {str(exc).splitlines()[0]}") from exc
-            return transformer, vae
-        if config.vae_config is None:
-            raise InputError(f"backbone {config.backbone!r} needs pretrained or vae_config")
-        return tcls.from_config(dict(config.backbone_config)), vcls.from_config(dict(config.vae_config))
+        else:
+            if config.vae_config is None:
+                raise InputError(f"backbone {config.backbone!r} needs pretrained or vae_config")
+            transformer, vae = tcls.from_config(dict(config.backbone_config)), vcls.from_config(dict(config.vae_config))
+        if config.control == "inpaint":
+            self._widen(transformer, self._latent_channels(transformer) + self._vae_temporal(vae))
+        return transformer, vae
+
+    @staticmethod
+    def _latent_channels(transformer) -> int:
+        c = transformer.config
+        return int(c.out_channels or c.in_channels)
+
+    def _vae_temporal(self, vae) -> int:
+        raise NotImplementedError
+
+    def _embed_layer(self, transformer) -> nn.Module:
+        raise NotImplementedError
+
+    def _widen(self, transformer, extra: int) -> None:
+        """Give the patch embedding ``extra`` zero-initialised input channels (the inpainting conditioning,
+        channel-major after the latents: ``[latents | encoded I_r | mask]``), as CogVideoX's and Wan's
+        image-to-video / inpainting checkpoints do; ``in_channels`` grows, ``out_channels`` stays."""
+        out_ch = self._latent_channels(transformer)
+        layer = self._embed_layer(transformer)
+        w = layer.weight.data
+        c_in = transformer.config.in_channels
+        if isinstance(layer, nn.Linear):  # CogVideoX 1.5: patches flattened channel-major (C, p_t, p, p)
+            w3 = w.view(w.shape[0], c_in, -1)
+            new = torch.cat([w3, w3.new_zeros(w3.shape[0], extra, w3.shape[2])], 1).flatten(1)
+            widened = nn.Linear(new.shape[1], w.shape[0], bias=layer.bias is not None)
+        else:
+            new = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], 1)
+            widened = type(layer)(c_in + extra, w.shape[0], kernel_size=layer.kernel_size, stride=layer.stride,
+                                  bias=layer.bias is not None)
+        widened = widened.to(device=w.device, dtype=w.dtype)
+        widened.weight.data.copy_(new)
+        if layer.bias is not None:
+            widened.bias.data.copy_(layer.bias.data)
+        self._set_embed_layer(transformer, widened)
+        transformer.register_to_config(in_channels=c_in + extra, out_channels=out_ch)
+
+    def _set_embed_layer(self, transformer, layer: nn.Module) -> None:
+        raise NotImplementedError
+
+    def cond_embedding(self, backbone):
+        return list(self._embed_layer(backbone).parameters())
 
     def arch(self, backbone, vae):
         def plain(cfg) -> dict:
@@ -190,7 +246,7 @@ class CogVideoXAdapter(_DiffusersAdapter):
             patch=(c.patch_size_t or 1, c.patch_size, c.patch_size),
             vae_spatial=spatial,
             vae_temporal=temporal,
-            latent_channels=c.in_channels,
+            latent_channels=self._latent_channels(backbone),
             window=c.sample_frames or None,
             temporal_multiple=2 * temporal,
         )
@@ -211,12 +267,23 @@ class CogVideoXAdapter(_DiffusersAdapter):
             grid_type="slice", max_size=(base_h, base_w), device=latents.device,
         )
 
-    def run(self, model, latents, timestep, text_embeds):
+    def _vae_temporal(self, vae):
+        return int(vae.config.temporal_compression_ratio)
+
+    def _embed_layer(self, transformer):
+        return transformer.patch_embed.proj
+
+    def _set_embed_layer(self, transformer, layer):
+        transformer.patch_embed.proj = layer
+
+    def run(self, model, latents, timestep, text_embeds, cond=None):
         c = model.backbone.config
         text = self._text(text_embeds, latents.shape[0], c.max_text_seq_length, c.text_embed_dim, latents)
         if text_embeds is not None and not c.use_rotary_positional_embeddings and text.shape[1] != c.max_text_seq_length:
             raise ValueError(f"this CogVideoX takes exactly {c.max_text_seq_length} text tokens, got {text.shape[1]}")
         rotary = self._rotary(model, latents) if c.use_rotary_positional_embeddings else None
+        if cond is not None:
+            latents = torch.cat([latents, cond.to(latents.dtype)], dim=2)
         return model.backbone(latents, text, timestep, image_rotary_emb=rotary, return_dict=False)[0]
 
     def encode(self, model, frames):
@@ -248,7 +315,7 @@ class WanAdapter(_DiffusersAdapter):
             patch=tuple(c.patch_size),
             vae_spatial=int(vae.config.scale_factor_spatial),
             vae_temporal=int(vae.config.scale_factor_temporal),
-            latent_channels=c.in_channels,
+            latent_channels=self._latent_channels(backbone),
             window=None,
             temporal_multiple=int(vae.config.scale_factor_temporal),
         )
@@ -257,9 +324,20 @@ class WanAdapter(_DiffusersAdapter):
         super().wrap(config, backbone, spec, ctx)
         backbone.condition_embedder.register_forward_hook(TembCapture(ctx))
 
-    def run(self, model, latents, timestep, text_embeds):
+    def _vae_temporal(self, vae):
+        return int(vae.config.scale_factor_temporal)
+
+    def _embed_layer(self, transformer):
+        return transformer.patch_embedding
+
+    def _set_embed_layer(self, transformer, layer):
+        transformer.patch_embedding = layer
+
+    def run(self, model, latents, timestep, text_embeds, cond=None):
         c = model.backbone.config
         text = self._text(text_embeds, latents.shape[0], model.config.null_text_tokens, c.text_dim, latents)
+        if cond is not None:
+            latents = torch.cat([latents, cond.to(latents.dtype)], dim=2)
         out = model.backbone(latents.transpose(1, 2), timestep, text, return_dict=False)[0]
         return out.transpose(1, 2)
 

@@ -9,6 +9,7 @@ from typing import Any
 from vnvs.errors import InputError
 
 BACKBONES = ("dit", "cogvideox", "wan")
+CONTROLS = ("vnvs", "inpaint")
 
 
 @dataclass
@@ -24,6 +25,11 @@ class ModelConfig:
     transformer config for a randomly initialised backbone (tiny test models). Empty with ``pretrained``."""
     vae_config: dict | None = None
     """cogvideox / wan: the diffusers VAE config for random init (tests); None with ``pretrained``; unused by dit."""
+    control: str = "vnvs"
+    """How the control signal enters the backbone: ``"vnvs"`` (Scaling4D: Correspondence Projector + VNVS
+    blocks) or ``"inpaint"`` (CogNVS: the warped frames ``I_r``, encoded like the video, and the mask
+    are concatenated channel-wise to the noisy input through zero-initialised new input channels of the
+    patch embedding; no projector, no VNVS blocks; the ``vnvs_*`` and ``projector_channels`` fields are unused)."""
     vnvs_every: int = 1
     """Insert a VNVS block after every k-th backbone block (after blocks k-1, 2k-1, ...)."""
     vnvs_ffn: bool = False
@@ -41,6 +47,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise InputError(f"unknown backbone {self.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        if self.control not in CONTROLS:
+            raise InputError(f"unknown control {self.control!r}; expected one of {', '.join(CONTROLS)}")
         if self.vnvs_every < 1:
             raise InputError(f"vnvs_every must be >= 1, got {self.vnvs_every}")
         if not self.projector_channels or min(self.projector_channels) < 1:

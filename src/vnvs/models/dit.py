@@ -55,10 +55,15 @@ class DiTConfig:
     compressible, so the network should predict the clean image); ``"v"`` the velocity directly."""
     min_sigma: float = 0.05
     """x-prediction: ``sigma`` is clamped to at least this in the velocity conversion."""
+    cond_channels: int = 0
+    """Extra input channels concatenated to the frames (inpainting conditioning: the warped frame and
+    its mask); their patch-embedding weights start at zero. Set by the model for ``control="inpaint"``."""
 
     def __post_init__(self) -> None:
         if self.dim % self.heads or (self.dim // self.heads) % 4:
             raise InputError(f"DiT dim {self.dim} / heads {self.heads} must give a head width divisible by 4")
+        if self.cond_channels < 0:
+            raise InputError(f"DiT cond_channels must be >= 0, got {self.cond_channels}")
         if self.patch < 1 or self.depth < 1:
             raise InputError("DiT patch and depth must be >= 1")
         if self.prediction not in ("x", "v"):
@@ -221,6 +226,11 @@ class VideoDiT(nn.Module):
         self.cfg = cfg
         D, p = cfg.dim, cfg.patch
         self.patch_embed = nn.Conv2d(cfg.in_channels, D, kernel_size=p, stride=p)
+        # the patch embedding's input channels for the conditioning, split off so x-prediction reads
+        # the noisy frames alone; zero-initialised: a new conditioning changes nothing at first
+        self.cond_embed = nn.Conv2d(cfg.cond_channels, D, kernel_size=p, stride=p, bias=False) if cfg.cond_channels else None
+        if self.cond_embed is not None:
+            nn.init.zeros_(self.cond_embed.weight)
         self.time_mlp = nn.Sequential(nn.Linear(cfg.freq_dim, D), nn.SiLU(), nn.Linear(D, D))
         self.time_mod = nn.Sequential(nn.SiLU(), nn.Linear(D, 9 * D))
         self.text_proj = nn.Linear(cfg.text_dim, D)
@@ -253,13 +263,21 @@ class VideoDiT(nn.Module):
             raise ValueError(f"text_embeds must be (B, L, {self.cfg.text_dim}), got {tuple(text_embeds.shape)}")
         return self.text_proj(text_embeds.to(dtype))
 
-    def forward(self, x: torch.Tensor, timestep: torch.Tensor, text_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timestep: torch.Tensor, text_embeds: torch.Tensor | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """``cond`` ``(B, T, cond_channels, H, W)``: required when ``cond_channels > 0``, else None."""
         B, T, C, H, W = x.shape
         p = self.cfg.patch
         if H % p or W % p:
             raise ValueError(f"frame size {H}x{W} is not a multiple of the DiT patch {p}")
+        if (cond is None) != (self.cond_embed is None):
+            raise ValueError(f"this DiT takes {self.cfg.cond_channels} conditioning channels; cond is {'missing' if cond is None else 'unexpected'}")
         dtype = self.patch_embed.weight.dtype
         tokens = self.patch_embed(x.to(dtype).flatten(0, 1))  # (B*T, D, h, w)
+        if cond is not None:
+            if cond.shape != (B, T, self.cfg.cond_channels, H, W):
+                raise ValueError(f"cond must be {(B, T, self.cfg.cond_channels, H, W)}, got {tuple(cond.shape)}")
+            tokens = tokens + self.cond_embed(cond.to(dtype).flatten(0, 1))
         tokens = tokens.flatten(2).transpose(1, 2).reshape(B, -1, self.cfg.dim)  # (t, h, w) order
         grid = self.make_grid(T, H, W, x.device, dtype)
         temb = self.embed_time(timestep, dtype)

@@ -1,4 +1,5 @@
-"""``NovelViewModel``: a video backbone + Correspondence Projector + VNVS blocks (Scaling4D).
+"""``NovelViewModel``: a video backbone + Correspondence Projector + VNVS blocks (Scaling4D), or a
+video backbone with inpainting conditioning (CogNVS: ``ModelConfig.control = "inpaint"``).
 
 Flow-matching convention (diffusers ``FlowMatchEulerDiscreteScheduler``): ``x_sigma = (1 - sigma) x0
 + sigma noise``, the model predicts the velocity ``noise - x0`` from ``timestep = sigma * 1000``.
@@ -14,13 +15,15 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from vnvs.errors import InputError
 from vnvs.models.backbones import ADAPTERS, log2_int
 from vnvs.models.config import ModelConfig
 from vnvs.models.injection import BlockWrapper, InjectionContext
-from vnvs.models.projector import CorrespondenceProjector
+from vnvs.geometry.control import CONTROL_CHANNELS, MASK, WARPED
+from vnvs.models.projector import CorrespondenceProjector, group_frames
 from vnvs.models.vnvs_block import VNVSBlock
 from vnvs.utils.atomic import atomic_dir
 from vnvs.utils.jsonfile import read_json
@@ -55,6 +58,10 @@ class NovelViewModel(nn.Module):
         self._spec = spec
         self._ctx = InjectionContext()
         self._adapter.wrap(config, backbone, spec, self._ctx)
+        self.projector = None
+        self._token_cache: list[tuple] = []
+        if config.control == "inpaint":
+            return
         if config.backbone == "dit":
             # pixel space: stride-2 convs take over part of the patch, the patchify does the rest
             p = spec.patch[1]
@@ -68,7 +75,6 @@ class NovelViewModel(nn.Module):
         self.projector = CorrespondenceProjector(
             spec.dim, config.projector_channels, temporal_factor=spec.vae_temporal, n_down=n_down, patch=patch
         )
-        self._token_cache: list[tuple] = []
 
     # --- construction / persistence -------------------------------------------------------------
 
@@ -167,12 +173,24 @@ class NovelViewModel(nn.Module):
         return self._spec.latent_channels
 
     @property
+    def cond_channels(self) -> int:
+        """Channels of the inpainting conditioning (encoded ``I_r`` + mask per latent frame; 0 for ``vnvs``)."""
+        if self.config.control != "inpaint":
+            return 0
+        return self.latent_channels + self._spec.vae_temporal
+
+    @property
     def dtype(self) -> torch.dtype:
-        return self.projector.patchify.weight.dtype
+        return self._reference_weight().dtype
 
     @property
     def device(self) -> torch.device:
-        return self.projector.patchify.weight.device
+        return self._reference_weight().device
+
+    def _reference_weight(self) -> torch.Tensor:
+        if self.projector is not None:
+            return self.projector.patchify.weight
+        return self._adapter.cond_embedding(self.backbone)[0]
 
     # --- frames <-> latents ---------------------------------------------------------------------
 
@@ -205,6 +223,39 @@ class NovelViewModel(nn.Module):
 
     # --- forward --------------------------------------------------------------------------------
 
+    def _check_control(self, control: torch.Tensor | None, latent_shape: tuple[int, ...]) -> None:
+        B = latent_shape[0]
+        T, H, W = self.frame_shape(latent_shape)
+        if control is not None:
+            if control.ndim != 5 or control.shape[0] != B or tuple(control.shape[1:2] + control.shape[3:]) != (T, H, W):
+                raise ValueError(
+                    f"control must be ({B}, {T}, {CONTROL_CHANNELS}, {H}, {W}) for latents {tuple(latent_shape)}, "
+                    f"got {tuple(control.shape)}"
+                )
+
+    def _cached(self, control: torch.Tensor | None, latent_shape: tuple[int, ...], compute) -> torch.Tensor:
+        """``compute(signal)`` of the control signal (zeros for None); outside autograd the last two results
+        are cached (compared by tensor identity and in-place version, and the weights' versions)."""
+        self._check_control(control, latent_shape)
+        B = latent_shape[0]
+        T, H, W = self.frame_shape(latent_shape)
+        cacheable = not torch.is_grad_enabled()
+        key = None
+        if cacheable:
+            weights = self.projector.parameters() if self.projector is not None else self._adapter.cond_embedding(self.backbone)
+            versions = tuple(_version(p) for p in weights)
+            ident = (control, _version(control)) if control is not None else ("null", B, T, H, W)
+            key = (ident, versions, self.dtype, self.device)
+            for entry in self._token_cache:
+                if _same_key(entry[0], key):
+                    return entry[1]
+        signal = control if control is not None else torch.zeros(B, T, CONTROL_CHANNELS, H, W, device=self.device, dtype=self.dtype)
+        out = compute(signal.to(device=self.device))
+        if cacheable:
+            # two entries: a guided sampler alternates the control and the null control
+            self._token_cache = [(key, out)] + self._token_cache[:1]
+        return out
+
     def control_tokens(self, control: torch.Tensor | None, latent_shape: tuple[int, ...]) -> torch.Tensor:
         """Control tokens ``(B, N, dim)`` for ``control`` ``(B, T, 9, H, W)`` or None (all-zero signal).
 
@@ -212,28 +263,32 @@ class NovelViewModel(nn.Module):
         in-place version, and the projector's weight versions), so a sampling loop, guided or not,
         projects the control signal once.
         """
-        B = latent_shape[0]
-        T, H, W = self.frame_shape(latent_shape)
-        if control is not None:
-            if control.ndim != 5 or control.shape[0] != B or tuple(control.shape[1:2] + control.shape[3:]) != (T, H, W):
-                raise ValueError(
-                    f"control must be ({B}, {T}, 9, {H}, {W}) for latents {tuple(latent_shape)}, got {tuple(control.shape)}"
-                )
-        cacheable = not torch.is_grad_enabled()
-        key = None
-        if cacheable:
-            versions = tuple(_version(p) for p in self.projector.parameters())
-            ident = (control, _version(control)) if control is not None else ("null", B, T, H, W)
-            key = (ident, versions, self.dtype, self.device)
-            for entry in self._token_cache:
-                if _same_key(entry[0], key):
-                    return entry[1]
-        signal = control if control is not None else torch.zeros(B, T, 9, H, W, device=self.device, dtype=self.dtype)
-        tokens = self.projector(signal.to(device=self.device))
-        if cacheable:
-            # two entries: a guided sampler alternates the control and the null control
-            self._token_cache = [(key, tokens)] + self._token_cache[:1]
-        return tokens
+        if self.projector is None:
+            raise ValueError("an inpainting model has no control tokens; use inpaint_condition")
+        return self._cached(control, latent_shape, self.projector)
+
+    def inpaint_condition(self, control: torch.Tensor | None, latent_shape: tuple[int, ...]) -> torch.Tensor:
+        """Inpainting conditioning ``(B, T', C + r, h, w)`` for ``control`` ``(B, T, 9, H, W)`` or None.
+
+        The warped frames ``I_r`` (control channels ``WARPED``) encoded like the video (:meth:`encode`,
+        no gradient: the VAE is frozen), then the mask ``M`` in the latent grid: frames grouped like the
+        causal VAE groups them (frame 0 repeated ``r`` times, then groups of ``r``, one channel per
+        frame of a group, as Wan's image-to-video mask) and averaged over each ``f x f`` pixel block
+        (the fraction of the block a source pixel reached). Pixel space: ``[I_r in [-1, 1] | M]``.
+        Cached outside autograd like :meth:`control_tokens`.
+        """
+
+        def compute(signal: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                z = self._adapter.encode(self, signal[:, :, WARPED].to(self.dtype))
+            r, f = self._spec.vae_temporal, self._spec.vae_spatial
+            m = group_frames(signal[:, :, MASK].to(z.dtype), r)  # (B, T', r, H, W)
+            if f > 1:
+                B, Tl = m.shape[:2]
+                m = F.avg_pool2d(m.flatten(0, 1), f).unflatten(0, (B, Tl))
+            return torch.cat([z.to(m.device), m], dim=2)
+
+        return self._cached(control, latent_shape, compute)
 
     def forward(
         self,
@@ -264,6 +319,9 @@ class NovelViewModel(nn.Module):
         p_t, p_h, p_w = self._spec.patch
         if latents.shape[-2] % p_h or latents.shape[-1] % p_w or latents.shape[1] % p_t:
             raise ValueError(f"latent grid {tuple(latents.shape[1:])} is not a multiple of the patch {self._spec.patch}")
+        if self.config.control == "inpaint":
+            cond = self.inpaint_condition(control, tuple(latents.shape))
+            return self._adapter.run(self, latents.to(self.dtype), timestep, text_embeds, cond.to(self.dtype))
         tokens = self.control_tokens(control, tuple(latents.shape))
         self._ctx.clear()
         self._ctx.control = tokens.to(self.dtype)
@@ -308,14 +366,19 @@ class NovelViewModel(nn.Module):
             wrapper.checkpointing = bool(enabled)
 
     def control_parameters(self) -> Iterator[nn.Parameter]:
-        """Projector and VNVS block parameters (what is trained with a frozen backbone)."""
+        """Projector and VNVS block parameters (what is trained with a frozen backbone); for an inpainting
+        model, the patch embedding that reads the conditioning (diffusers: the whole widened patch
+        embedding; DiT: its conditioning channels)."""
+        if self.projector is None:
+            yield from self._adapter.cond_embedding(self.backbone)
+            return
         yield from self.projector.parameters()
         for block in self.vnvs_blocks():
             yield from block.parameters()
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
-        """Backbone parameters without the VNVS blocks (the VAE is never trained and not included)."""
-        control = {id(p) for b in self.vnvs_blocks() for p in b.parameters()}
+        """Backbone parameters without the control parameters (the VAE is never trained and not included)."""
+        control = {id(p) for p in self.control_parameters()}
         return (p for p in self.backbone.parameters() if id(p) not in control)
 
     def train(self, mode: bool = True) -> "NovelViewModel":

@@ -4,6 +4,8 @@
 * ``dit-tiny``: a minimal DiT for tests.
 * ``cogvideox-tiny`` / ``wan-tiny``: randomly initialised tiny diffusers backbones and VAEs (tests).
 * ``cogvideox-2b`` / ``wan-1.3b``: the pretrained diffusers checkpoints (downloaded on first use).
+* ``*-inpaint`` (``dit-small``, ``dit-tiny``, ``cogvideox-2b``, ``wan-1.3b``): the same backbones with
+  CogNVS's inpainting conditioning (``control="inpaint"``) in place of the projector and VNVS blocks.
 """
 
 from __future__ import annotations
@@ -98,8 +100,14 @@ PRESETS: dict[str, Callable[[], ModelConfig]] = {
     "dit-tiny": _dit_tiny,
     "cogvideox-tiny": _cogvideox_tiny,
     "wan-tiny": _wan_tiny,
+    "dit-small-inpaint": lambda: _dit_small().replace(control="inpaint"),
+    "dit-tiny-inpaint": lambda: _dit_tiny().replace(control="inpaint"),
     "cogvideox-2b": lambda: ModelConfig(backbone="cogvideox", pretrained="THUDM/CogVideoX-2b", null_text_tokens=226),
     "wan-1.3b": lambda: ModelConfig(backbone="wan", pretrained="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", null_text_tokens=512),
+    "cogvideox-2b-inpaint": lambda: ModelConfig(backbone="cogvideox", pretrained="THUDM/CogVideoX-2b", null_text_tokens=226,
+                                                control="inpaint"),
+    "wan-1.3b-inpaint": lambda: ModelConfig(backbone="wan", pretrained="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+                                            null_text_tokens=512, control="inpaint"),
 }
 
 

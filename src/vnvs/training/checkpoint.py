@@ -34,7 +34,8 @@ from vnvs.data.shards import check_shard
 from vnvs.errors import InputError
 from vnvs.models import build_model
 from vnvs.training.config import TrainConfig
-from vnvs.training.ema import export_ema
+from vnvs.training.ema import export_ema, load_averages
+from vnvs.training.lora import add_lora, merge_lora
 from vnvs.utils.atomic import replace_dir
 from vnvs.utils.jsonfile import read_json
 
@@ -214,8 +215,16 @@ def export_model(checkpoint: str | os.PathLike, output: str | os.PathLike, use_e
     checkpoint = Path(checkpoint)
     config = read_config(checkpoint)
     model = build_model(config.model)
+    if config.lora_rank:
+        add_lora(model, config.lora_rank, config.lora_alpha)
     weights = load_file(str(checkpoint / "model.safetensors"))
     weights = {k.removeprefix("module."): v for k, v in weights.items()}
     model.load_state_dict(weights)
-    export_ema(model, load_ema(checkpoint) if use_ema else None, output)
+    ema = load_ema(checkpoint) if use_ema else None
+    if config.lora_rank:  # the adapters folded in: an ordinary model folder
+        if ema is not None:
+            load_averages(model, ema)
+        merge_lora(model)
+        ema = None
+    export_ema(model, ema, output)
     return Path(output)

@@ -94,6 +94,12 @@ class TrainConfig:
     """Per-sample loss weight: ``none``, ``cosmap`` (SD3) or ``x0`` (clean-frame error for x-predicting models)."""
     freeze_backbone: bool = False
     """Train only the control parameters (Correspondence Projector, VNVS blocks); the backbone stays fixed."""
+    lora_rank: int = 0
+    """LoRA: put rank-N adapters on the backbone's attention projections and train only them and the
+    control parameters (0: no adapters; needs ``peft``, ``pip install 'vnvs[lora]'``). The exported
+    model has the adapters merged into its weights."""
+    lora_alpha: float | None = None
+    """LoRA scale numerator (the update is ``alpha / rank * B A``); None: ``lora_rank``."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% slower)."""
     mixed_precision: str = "no"
@@ -154,7 +160,7 @@ class TrainConfig:
             value = getattr(self, name)
             need(_is_int(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
         validate_seed(self.seed)
-        for name in ("warmup_steps", "num_workers"):
+        for name in ("warmup_steps", "num_workers", "lora_rank"):
             value = getattr(self, name)
             need(_is_int(value) and (value >= 0 or name == "seed"), f"{name} must be an integer >= 0, got {value!r}")
         for name in ("epoch_size", "max_frames"):
@@ -162,6 +168,8 @@ class TrainConfig:
             need(value is None or (_is_int(value) and value >= 1), f"{name} must be null or an integer >= 1, got {value!r}")
         need(self.memory_limit_gb is None or (_is_num(self.memory_limit_gb) and self.memory_limit_gb >= 0),
              f"memory_limit_gb must be >= 0, got {self.memory_limit_gb!r}")
+        need(self.lora_alpha is None or (_is_num(self.lora_alpha) and self.lora_alpha > 0),
+             f"lora_alpha must be null or a number > 0, got {self.lora_alpha!r}")
         need(_is_num(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr!r}")
         need(isinstance(self.betas, tuple) and len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
              f"betas must be two numbers in [0, 1), got {self.betas!r}")

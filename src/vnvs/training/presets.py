@@ -7,6 +7,9 @@ presets of :mod:`vnvs.models` return a ``ModelConfig``) and the loader of config
 * ablations of Scaling4D's Table 3 on the same model and schedule:
   ``dit-small-doubleproj`` (the inpainting paradigm: co-visibility pairs, real and synthetic),
   ``dit-small-no-real`` (synthetic only), ``dit-small-no-synthetic`` (real only).
+* ``dit-small-inpaint``: CogNVS on the same model size and schedule: the built-in DiT with inpainting
+  conditioning, trained on co-visibility pairs (real videos with depth and procedural scenes);
+  ``tiny-inpaint``: its seconds-long test counterpart.
 * ``cogvideox-2b``, ``wan-1.3b``: finetune a pretrained diffusers backbone with the control
   modules (backbone frozen, bf16, gradient checkpointing); need a large GPU.
 
@@ -62,6 +65,25 @@ def dit_small_no_synthetic() -> TrainConfig:
     return dit_small().replace(data={"flow-pairs": 1.0})
 
 
+COVIS_DATA = {"covis": 0.5, "synthetic-covis": 0.5}
+"""Mixture of the inpainting (CogNVS) recipe: co-visibility pairs from real videos and from procedural scenes."""
+
+
+def tiny_inpaint() -> TrainConfig:
+    return tiny().replace(model="dit-tiny-inpaint", data={"synthetic-covis": 1.0})
+
+
+def dit_small_inpaint() -> TrainConfig:
+    """CogNVS in miniature: ``dit-small``'s schedule and budget (1,800 steps of 8 clips of 9 frames at 64x64)
+    with the inpainting model on co-visibility pairs. CogNVS trains every weight (no frozen backbone)."""
+    return dit_small().replace(model="dit-small-inpaint", data=dict(COVIS_DATA))
+
+
+def cogvideox_2b_inpaint() -> TrainConfig:
+    """CogNVS's own recipe: the whole CogVideoX transformer finetuned on co-visibility pairs (lr 2e-5)."""
+    return _finetune("cogvideox-2b-inpaint").replace(data=dict(COVIS_DATA), freeze_backbone=False, lr=2e-5)
+
+
 def _finetune(model: str) -> TrainConfig:
     """Finetune the pretrained diffusers backbone of the model preset ``model`` with the control modules."""
     return TrainConfig(model=model, data=dict(DIT_SMALL_DATA), batch_size=1, grad_accum=4, lr=4e-5,
@@ -111,6 +133,9 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "grid-4real-sequential": lambda: _grid("4real-sequential"),
     "grid-sv4d": lambda: _grid("sv4d"),
     "grid-full4d": lambda: _grid("full4d"),
+    "tiny-inpaint": tiny_inpaint,
+    "dit-small-inpaint": dit_small_inpaint,
+    "cogvideox-2b-inpaint": cogvideox_2b_inpaint,
 }
 """Training presets by name (``vnvs train --config NAME``)."""
 

@@ -22,6 +22,7 @@ weights, ``NovelViewModel.save_pretrained``) and ``train_config.json``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -44,7 +45,7 @@ from vnvs.training import checkpoint as ckpt_io
 from vnvs.training.adapt import fit_batch
 from vnvs.training.config import TrainConfig
 from vnvs.training.data import EpochBatches
-from vnvs.training.ema import EMA, export_ema
+from vnvs.training.ema import EMA, export_ema, load_averages
 from vnvs.training.flow_matching import flow_matching_loss
 from vnvs.training.memory import (
     GB,
@@ -55,10 +56,12 @@ from vnvs.training.memory import (
 )
 from vnvs.utils.atomic import atomic_dir
 from vnvs.utils.outputs import check_destination
+from vnvs.training.lora import add_lora, has_lora, merge_lora
 from vnvs.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 LOG_NAME = "log.jsonl"
+COVIS_KINDS = {"covis", "synthetic-covis"}
 MODEL_DIR = "model"
 
 
@@ -111,14 +114,16 @@ def _freeze(model, config: TrainConfig) -> None:
 
 def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
     """The sampling settings a model is exported with: the frame size (short side) and frame count it was
-    trained on, compositing (the warped source kept wherever a source pixel landed) and the renderer of the
-    training pairs (every builder splats points: ``zbuffer``), so that
-    ``--generator OUTPUT/model`` samples as it was trained."""
+    trained on, compositing (the warped source kept wherever a source pixel landed) and the renderer whose
+    conditioning matches the training pairs: ``mesh`` when they are all co-visibility pairs (their warped
+    frames are whole surfaces, without splat cracks), else ``zbuffer`` (flow and synthetic pairs splat
+    points), so that ``--generator OUTPUT/model`` samples as it was trained."""
     batch = collate([dataset.load(0)])
     _, target = fit_batch(batch["control"], batch["target"], **fit)
     T, _, H, W = target.shape[1:]
+    renderer = "mesh" if set(dataset.kinds) <= COVIS_KINDS else "zbuffer"
     return SamplingConfig(resolution=min(H, W), window=T, overlap=max(0, min(4, T // 4)), composite=True,
-                          renderer="zbuffer")
+                          renderer=renderer)
 
 
 def probe_step(model, dataset, fit: dict[str, Any], device: torch.device, autocast=contextlib.nullcontext
@@ -346,6 +351,8 @@ class Trainer:
         self._fit_args = fit
         self.sampling = trained_sampling(dataset, fit)
         _freeze(model, config)
+        if config.lora_rank:
+            add_lora(model, config.lora_rank, config.lora_alpha)
         model.train()
         self._fsdp = accelerator.distributed_type == DistributedType.FSDP
         if self._fsdp and config.ema_decay > 0:
@@ -496,10 +503,19 @@ class Trainer:
             full = accelerator.get_state_dict(self.model)
             if main:
                 unwrapped = build_model(self.config.model)
+                if self.config.lora_rank:
+                    add_lora(unwrapped, self.config.lora_rank, self.config.lora_alpha)
                 unwrapped.load_state_dict(full)
         if main:
             with atomic_dir(model_dir) as staging:  # weights, config and sampling settings appear together
-                export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, staging)
+                if has_lora(unwrapped):  # the adapters folded into a copy: an ordinary model folder
+                    merged = copy.deepcopy(unwrapped)
+                    if self.ema is not None:
+                        load_averages(merged, self.ema.state_dict())
+                    merge_lora(merged)
+                    merged.save_pretrained(staging)
+                else:
+                    export_ema(unwrapped, self.ema.state_dict() if self.ema is not None else None, staging)
                 self.sampling.save(staging)
             self.config.save(self.output / "train_config.json")
         accelerator.wait_for_everyone()

@@ -17,6 +17,11 @@ from vnvs.cameras.camera import Cameras
 from vnvs.cameras.presets import make_preset_trajectory
 from vnvs.data.schema import to_uint8
 from vnvs.geometry import covisibility, pixel_grid
+from vnvs.geometry.mesh_render import mesh_render
+
+MASK_KINDS = ("3d", "2d")
+"""Co-visibility masks: ``3d`` (CogNVS: the source pixels a novel camera also sees) or ``2d`` (the
+paper's ablation: random smooth 2-D masks of the same coverage)."""
 from vnvs.io.transform import FrameTransform, plan_transform, transform_depth
 from vnvs.io.video import probe_video, read_frames_at
 
@@ -84,29 +89,45 @@ def random_trajectory_spec(rng: np.random.Generator, max_orbit_deg: float) -> tu
 
 
 def covis_sample(frames: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor,
-                 spec: str, mode: str, look_at: float,
-                 novel_depth_fn=None) -> tuple[dict[str, torch.Tensor], float, torch.Tensor, torch.Tensor]:
+                 spec: str, mode: str, look_at: float, novel_depth_fn=None, *, masks: str = "3d",
+                 mask_seed: int = 0) -> tuple[dict[str, torch.Tensor], float, torch.Tensor, torch.Tensor]:
     """One co-visibility (CogNVS) sample of a clip for a novel trajectory.
 
     The novel cameras follow ``spec`` from the clip's cameras. Source pixels co-visible in the novel
-    view (``covisibility``: inside it, in front, and surviving its z-buffer) are kept and rendered
-    back into the source view: ``warped`` is the source where co-visible (0 elsewhere), ``mask`` the
-    co-visible pixels, ``corr`` the identity pixel grid where masked; ``source`` and ``target`` are
-    the clip.
+    view (``covisibility``: inside it, in front, and not hidden there) are kept and rendered back into
+    the source view: ``warped`` is the source where co-visible (0 elsewhere), ``mask`` the co-visible
+    pixels, ``corr`` the identity pixel grid where masked; ``source`` and ``target`` are the clip.
+
+    A point is hidden in the novel view when it lies behind that view's depth. Without an exact novel
+    depth (``novel_depth_fn``) it is the source depth rendered into the novel view as a crack-free
+    depth mesh (:func:`~vnvs.geometry.mesh_render.mesh_render`): a z-buffer of splatted points has
+    one-pixel cracks wherever the new view stretches a surface, through which background points behind
+    a foreground object would pass as co-visible.
 
     Args:
         frames: ``(T, 3, H, W)`` float in [0, 1]; depth, valid: ``(T, H, W)``; K, w2c: cameras.
         novel_depth_fn: optional ``(w2c, K) -> (T, H, W)`` depth of the novel views (exact scenes);
-            default: the z-buffer of the source points splatted into the novel view.
+            default: the source depth mesh rendered into the novel views.
+        masks: ``"3d"`` (co-visibility) or ``"2d"``: a random smooth mask of the same coverage
+            (:func:`random_masks_2d`, seeded by ``mask_seed``), the CogNVS ablation.
 
     Returns:
         Stored tensors, coverage, novel ``w2c`` and ``K``.
     """
+    if masks not in MASK_KINDS:
+        raise ValueError(f"masks must be one of {MASK_KINDS}, got {masks!r}")
     T, _, H, W = frames.shape
     traj = make_preset_trajectory(spec, Cameras(w2c.float(), K.float(), H, W), look_at, mode=mode)
-    depth_b = novel_depth_fn(traj.w2c, traj.K) if novel_depth_fn is not None else None
+    if novel_depth_fn is not None:
+        depth_b = novel_depth_fn(traj.w2c, traj.K)
+    else:
+        d = depth.float()
+        depth_b = mesh_render(d[:, None], d, K.float(), w2c.float(), traj.K, traj.w2c, target_size=(H, W),
+                              valid=valid).depth
     mask = covisibility(depth.float(), K.float(), w2c.float(), traj.K, traj.w2c, size_b=(H, W), depth_b=depth_b,
                         valid_a=valid)
+    if masks == "2d":
+        mask = random_masks_2d(T, H, W, float(mask.float().mean()), torch.Generator().manual_seed(int(mask_seed)))
     m = mask[:, None].to(torch.float32)
     grid = pixel_grid(H, W).expand(T, 2, H, W)
     src = to_uint8(frames)
@@ -118,6 +139,41 @@ def covis_sample(frames: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor,
         "corr": (grid * m).to(torch.float32).contiguous(),
     }
     return tensors, float(mask.float().mean()), traj.w2c, traj.K
+
+
+def mask_rng(seed: int) -> np.random.Generator:
+    """The generator of a builder's random 2-D mask seeds: separate from the builder's own, so that
+    ``covis_masks = "2d"`` samples keep the clips and cameras of the ``"3d"`` ones (same seed)."""
+    return np.random.default_rng((int(seed), 0x2D))
+
+
+def mask_seed(rng: np.random.Generator) -> int:
+    """Seed of one sample's random 2-D mask (from :func:`mask_rng`)."""
+    return int(rng.integers(0, 2**31 - 1))
+
+
+def random_masks_2d(T: int, H: int, W: int, coverage: float, generator: torch.Generator, cells: int = 4) -> torch.Tensor:
+    """Random smooth 2-D masks ``(T, H, W)`` bool keeping a fraction ``coverage`` of every frame.
+
+    A ``cells x cells`` Gaussian field for the first and the last frame, blended linearly over time
+    (the holes drift and change shape smoothly), upsampled bicubically to ``H x W`` and thresholded
+    per frame at its ``1 - coverage`` quantile: blobs of visible pixels with no relation to the
+    scene's 3-D structure.
+
+    Example:
+        >>> m = random_masks_2d(3, 32, 32, 0.6, torch.Generator().manual_seed(0))
+        >>> m.shape, abs(m.float().mean().item() - 0.6) < 0.02
+        (torch.Size([3, 32, 32]), True)
+    """
+    ends = torch.randn(2, 1, cells, cells, generator=generator)
+    w = torch.linspace(0, 1, T).view(T, 1, 1, 1)
+    field = torch.nn.functional.interpolate((1 - w) * ends[0:1] + w * ends[1:2], size=(H, W), mode="bicubic",
+                                            align_corners=False)[:, 0]
+    c = min(max(float(coverage), 0.0), 1.0)
+    if c <= 0:
+        return torch.zeros(T, H, W, dtype=torch.bool)
+    thresh = torch.quantile(field.reshape(T, -1), 1 - c, dim=1).view(T, 1, 1)
+    return field >= thresh
 
 
 def resize_depth(depth: torch.Tensor, valid: torch.Tensor, transform: FrameTransform) -> tuple[torch.Tensor, torch.Tensor]:

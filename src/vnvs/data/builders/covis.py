@@ -13,7 +13,10 @@ and magnitudes within ``max_orbit_deg``, mode ``direct`` or ``gradual``), around
 the clip's median depth. The source pixels co-visible from the source and the novel view
 (surviving the novel view's z-buffer of the splatted source) are rendered back into the source
 view: ``warped`` = source where co-visible, ``mask`` = co-visible, ``corr`` = identity pixel grid
-where masked, ``source`` = ``target`` = the clip. One sample per (clip, trajectory).
+where masked, ``source`` = ``target`` = the clip. One sample per (clip, trajectory). A source pixel is
+hidden in the novel view when it lies behind the source depth mesh rendered there (crack-free, see
+:func:`~vnvs.data.builders._sampling.covis_sample`). ``covis_masks = "2d"`` replaces the mask by random
+smooth 2-D blobs of the same coverage (the CogNVS ablation).
 
 Drops: ``no_depth`` (no depth file: one per input), ``too_short`` (no clip fits),
 ``low_coverage`` (mask mean < ``min_coverage``).
@@ -33,6 +36,8 @@ from vnvs.data.builders._sampling import (
     covis_sample,
     draw_clip_start,
     gather_frames,
+    mask_rng,
+    mask_seed,
     random_trajectory_spec,
     resize_depth,
     stack_frames,
@@ -50,6 +55,7 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
         result.drop("no_depth")
         return result
     rng = np.random.default_rng(int(seed))
+    masks_rng = mask_rng(seed)
     num_frames, transform = video_transform(item.path, config.size)
     depth_maps = load_depth(item.depth, allow_invalid=True)
     n = min(num_frames, depth_maps.num_frames)
@@ -78,10 +84,12 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
         look_at = float(depth[valid].median())
         for _ in range(int(config.covis_trajectories)):
             spec, mode = random_trajectory_spec(rng, config.max_orbit_deg)
-            tensors, coverage, _, _ = covis_sample(clip, depth, valid, K_all[sel], w2c_all[sel], spec, mode, look_at)
+            tensors, coverage, _, _ = covis_sample(clip, depth, valid, K_all[sel], w2c_all[sel], spec, mode, look_at,
+                                                   masks=config.covis_masks, mask_seed=mask_seed(masks_rng))
             if coverage < config.min_coverage:
                 result.drop("low_coverage")
                 continue
             result.add(tensors, {"kind": "covis", "source": name, "trajectory": spec, "mode": mode,
+                                 "masks": config.covis_masks,
                                  "look_at_depth": look_at, "frames": idx, "seed": int(seed), "coverage": coverage})
     return result

@@ -27,6 +27,7 @@ import torch
 
 from vnvs.cameras import Cameras, make_preset_trajectory
 from vnvs.data.builders._sampling import covis_sample, random_trajectory_spec
+from vnvs.data.builders._sampling import mask_rng, mask_seed
 from vnvs.data.config import PrepareConfig
 from vnvs.data.schema import BuildResult, WorkItem, to_uint8
 from vnvs.errors import InputError
@@ -80,11 +81,13 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
         return render_views(scene, w2c, K, S, S, video.times, rgb=False, local_points=False).depth
 
     tensors, coverage, _, _ = covis_sample(video.frames, video.depth, video.depth > 0, video.K, video.w2c, spec, mode,
-                                           look, novel_depth_fn=novel_depth)
+                                           look, novel_depth_fn=novel_depth, masks=config.covis_masks,
+                                           mask_seed=mask_seed(mask_rng(seed)))
     if coverage < config.min_coverage:
         result.drop("low_coverage")
     else:
-        result.add(tensors, {"kind": "synthetic-covis", "trajectory": spec, "mode": mode, "coverage": coverage, **base})
+        result.add(tensors, {"kind": "synthetic-covis", "trajectory": spec, "mode": mode, "coverage": coverage,
+                             "masks": config.covis_masks, **base})
 
     # (c) time x view grid orbiting the look-at point of the middle source camera
     V = int(config.views)
