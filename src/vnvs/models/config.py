@@ -67,7 +67,7 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(f"unknown model config fields: {', '.join(unknown)}")
+            raise InputError(f"unknown model config fields: {', '.join(map(repr, unknown))}")
         return cls(**data)
 
     def replace(self, **changes: Any) -> "ModelConfig":

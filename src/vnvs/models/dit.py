@@ -74,7 +74,7 @@ class DiTConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(f"unknown DiT config fields: {', '.join(unknown)}")
+            raise InputError(f"unknown DiT config fields: {', '.join(map(repr, unknown))}")
         return cls(**data)
 
 

@@ -83,7 +83,7 @@ class SamplingConfig:
             raise InputError(f"{file} must hold a JSON object with keys among {', '.join(known)}")
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise InputError(f"{file} has unknown keys {', '.join(unknown)}; known: {', '.join(known)}")
+            raise InputError(f"{file} has unknown keys {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
         try:
             return cls(**{k: v for k, v in data.items() if v is not None})
         except InputError as exc:

@@ -86,7 +86,7 @@ class GridModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InputError(f"unknown grid model config fields: {', '.join(unknown)}")
+            raise InputError(f"unknown grid model config fields: {', '.join(map(repr, unknown))}")
         return cls(**data)
 
     def replace(self, **changes: Any) -> "GridModelConfig":
