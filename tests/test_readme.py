@@ -27,11 +27,13 @@ from vnvs.defaults import DEFAULT_DEPTH_MODEL
 ROOT = Path(__file__).resolve().parents[1]
 
 SMALLER = {"--size": "32", "--frames": "5", "--clip-frames": "5", "--scenes": "1", "--workers": "2",
-           "--num_processes": "1"}
+           "--num_processes": "1", "--steps": "2", "--ttf": "2", "--views": "3"}
 """Options that only set the amount of work, and the small value the walk uses."""
 ADDED = {
     "demo": ["--size", "32", "--frames", "5"],
     "render": ["--size", "32", "--max-frames", "9"],
+    "grid": ["--size", "32", "--max-frames", "5"],
+    "finetune": ["--max-frames", "5", "--pairs", "4"],
     "prepare": ["--size", "32", "--clip-frames", "5"],
     "train": ["--max-steps", "2", "--batch-size", "2"],
     "eval": ["--size", "32", "--frames", "5"],
@@ -62,7 +64,7 @@ def small(argv: list[str]) -> list[str] | None:
         out.append(SMALLER[argv[i - 1]] if i and argv[i - 1] in SMALLER else a)
     if "--input" in out and out[out.index("--input") + 1].isdigit():  # procedural scenes
         out[out.index("--input") + 1] = "2"
-    command = next((a for a in ("demo", "render", "prepare", "train", "eval") if a in out[:9]), None)
+    command = next((a for a in ("demo", "render", "grid", "prepare", "train", "finetune", "eval") if a in out[:9]), None)
     if command is not None:
         for flag, value in zip(ADDED[command][::2], ADDED[command][1::2]):
             if flag not in out:
@@ -138,7 +140,7 @@ def test_every_readme_command_runs_as_written(tmp_path, real_clip, tiny_depth_mo
         proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == 0, f"README line failed: {line}\n{' '.join(argv)}\n{proc.stderr[-2000:]}"
         ran.append(line)
-    assert len(ran) >= 14
+    assert len(ran) >= 20
     # what the README says these lines write
     assert (work / "out" / "novel.mp4").is_file() and (work / "out" / "side_by_side.mp4").is_file()
     assert json.loads((work / "demo_out" / "metrics.json").read_text())["psnr"] > 10
@@ -146,3 +148,5 @@ def test_every_readme_command_runs_as_written(tmp_path, real_clip, tiny_depth_mo
     assert (work / "runs" / "a" / "model" / "config.json").is_file()
     assert (work / "eval_real" / "report.md").is_file() and (work / "eval" / "report.json").is_file()
     assert len(json.loads((work / "cams.json").read_text())["frames"]) == 3
+    assert json.loads((work / "grid" / "grid.json").read_text())["views"] == 3
+    assert (work / "clip-model" / "sampling.json").is_file()
