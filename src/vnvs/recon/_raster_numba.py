@@ -18,6 +18,29 @@ import numpy as np
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 T_MIN = 1e-4
+POWER_MIN = np.log(ALPHA_MIN) - 1e-9
+"""Below this exponent ``alpha = o * exp(power) < 1/255`` for any opacity <= 1: skipped without ``exp``."""
+
+
+@numba.njit(inline="always")
+def _gather(ti, means2d, conics, opacities, colors, depths, gid, tile_start, tile_end):  # pragma: no cover
+    """The tile's Gaussians copied to contiguous rows ``[mx, my, a, b, c, o, r, g, b, z]`` (front to back)."""
+    s = tile_start[ti]
+    n = tile_end[ti] - s
+    loc = np.empty((n, 10))
+    for k in range(n):
+        g = gid[s + k]
+        loc[k, 0] = means2d[g, 0]
+        loc[k, 1] = means2d[g, 1]
+        loc[k, 2] = conics[g, 0]
+        loc[k, 3] = conics[g, 1]
+        loc[k, 4] = conics[g, 2]
+        loc[k, 5] = opacities[g]
+        loc[k, 6] = colors[g, 0]
+        loc[k, 7] = colors[g, 1]
+        loc[k, 8] = colors[g, 2]
+        loc[k, 9] = depths[g]
+    return loc
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -31,8 +54,8 @@ def forward_kernel(means2d, conics, opacities, colors, depths, gid, tile_start, 
     for ti in numba.prange(n_tiles):
         ty = ti // tiles_x
         tx = ti - ty * tiles_x
-        s = tile_start[ti]
-        e = tile_end[ti]
+        loc = _gather(ti, means2d, conics, opacities, colors, depths, gid, tile_start, tile_end)
+        n = loc.shape[0]
         for ly in range(tile):
             py = ty * tile + ly
             if py >= height:
@@ -47,14 +70,13 @@ def forward_kernel(means2d, conics, opacities, colors, depths, gid, tile_start, 
                 c2 = 0.0
                 dep = 0.0
                 count = 0
-                for j in range(s, e):
-                    g = gid[j]
-                    dx = means2d[g, 0] - px
-                    dy = means2d[g, 1] - py
-                    power = -0.5 * (conics[g, 0] * dx * dx + conics[g, 2] * dy * dy) - conics[g, 1] * dx * dy
-                    if power > 0.0:
+                for k in range(n):
+                    dx = loc[k, 0] - px
+                    dy = loc[k, 1] - py
+                    power = -0.5 * (loc[k, 2] * dx * dx + loc[k, 4] * dy * dy) - loc[k, 3] * dx * dy
+                    if power > 0.0 or power < POWER_MIN:
                         continue
-                    alpha = opacities[g] * np.exp(power)
+                    alpha = loc[k, 5] * np.exp(power)
                     if alpha > ALPHA_MAX:
                         alpha = ALPHA_MAX
                     if alpha < ALPHA_MIN:
@@ -63,12 +85,12 @@ def forward_kernel(means2d, conics, opacities, colors, depths, gid, tile_start, 
                     if test_T < T_MIN:
                         break
                     w = alpha * T
-                    c0 += w * colors[g, 0]
-                    c1 += w * colors[g, 1]
-                    c2 += w * colors[g, 2]
-                    dep += w * depths[g]
+                    c0 += w * loc[k, 6]
+                    c1 += w * loc[k, 7]
+                    c2 += w * loc[k, 8]
+                    dep += w * loc[k, 9]
                     T = test_T
-                    count = j - s + 1
+                    count = k + 1
                 out_color[py, px, 0] = c0 + T * bg[0]
                 out_color[py, px, 1] = c1 + T * bg[1]
                 out_color[py, px, 2] = c2 + T * bg[2]
@@ -92,6 +114,7 @@ def backward_kernel(means2d, conics, opacities, colors, depths, gid, tile_start,
         ty = ti // tiles_x
         tx = ti - ty * tiles_x
         s = tile_start[ti]
+        loc = _gather(ti, means2d, conics, opacities, colors, depths, gid, tile_start, tile_end)
         for ly in range(tile):
             py = ty * tile + ly
             if py >= height:
@@ -120,18 +143,18 @@ def backward_kernel(means2d, conics, opacities, colors, depths, gid, tile_start,
                 last1 = 0.0
                 last2 = 0.0
                 lastd = 0.0
-                for j in range(s + n - 1, s - 1, -1):
-                    g = gid[j]
-                    dx = means2d[g, 0] - px
-                    dy = means2d[g, 1] - py
-                    a = conics[g, 0]
-                    b = conics[g, 1]
-                    c = conics[g, 2]
+                for k in range(n - 1, -1, -1):
+                    j = s + k
+                    dx = loc[k, 0] - px
+                    dy = loc[k, 1] - py
+                    a = loc[k, 2]
+                    b = loc[k, 3]
+                    c = loc[k, 4]
                     power = -0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy
-                    if power > 0.0:
+                    if power > 0.0 or power < POWER_MIN:
                         continue
                     G = np.exp(power)
-                    raw = opacities[g] * G
+                    raw = loc[k, 5] * G
                     alpha = raw
                     if alpha > ALPHA_MAX:
                         alpha = ALPHA_MAX
@@ -147,10 +170,10 @@ def backward_kernel(means2d, conics, opacities, colors, depths, gid, tile_start,
                     acc1 = last_alpha * last1 + (1.0 - last_alpha) * acc1
                     acc2 = last_alpha * last2 + (1.0 - last_alpha) * acc2
                     accd = last_alpha * lastd + (1.0 - last_alpha) * accd
-                    c0 = colors[g, 0]
-                    c1 = colors[g, 1]
-                    c2 = colors[g, 2]
-                    d = depths[g]
+                    c0 = loc[k, 6]
+                    c1 = loc[k, 7]
+                    c2 = loc[k, 8]
+                    d = loc[k, 9]
                     last0 = c0
                     last1 = c1
                     last2 = c2
