@@ -33,8 +33,8 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     pad = g.numel() // 2
     stats = torch.stack([x, y, x * x, y * y, x * y]).reshape(5 * C, 1, H, W)
     stats = F.pad(stats, (pad, pad, pad, pad), mode="reflect")
-    stats = F.conv2d(F.conv2d(stats, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
-    mx, my, exx, eyy, exy = stats.reshape(5, C, H, W).unbind(0)
+    stats = F.conv2d(F.conv2d(stats, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1)).reshape(5, C, H, W)
+    mx, my, exx, eyy, exy = stats.unbind(0)
     c1, c2 = 0.01**2, 0.03**2
     sxx, syy, sxy = exx - mx * mx, eyy - my * my, exy - mx * my
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))

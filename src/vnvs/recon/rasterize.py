@@ -102,7 +102,13 @@ def covariance_3d(log_scales: torch.Tensor, quats: torch.Tensor) -> torch.Tensor
     """``(N, 3, 3)`` world covariances ``R diag(exp(2 s)) R^T``."""
     R = quat_to_rotmat(quats)
     M = R * torch.exp(log_scales)[..., None, :]
-    return M @ M.transpose(-1, -2)
+    return _small_matmul(M, M.transpose(-1, -2))
+
+
+def _small_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A @ B`` for stacks of tiny matrices as one broadcast product and sum (batched GEMM calls on
+    3 x 3 matrices, and their backward, cost far more on the CPU)."""
+    return (A[..., :, :, None] * B[..., None, :, :]).sum(-2)
 
 
 def project_gaussians(means: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor, w2c: torch.Tensor,
@@ -127,8 +133,8 @@ def project_gaussians(means: torch.Tensor, log_scales: torch.Tensor, quats: torc
     ty = torch.minimum(torch.maximum(pc[:, 1] / zs, (-0.15 * height - cy) / fy), (1.15 * height - cy) / fy) * zs
     zero = torch.zeros_like(zs)
     J = torch.stack([fx / zs, zero, -fx * tx / zs**2, zero, fy / zs, -fy * ty / zs**2], dim=-1).reshape(-1, 2, 3)
-    M = J @ R
-    cov2d = M @ covariance_3d(log_scales, quats) @ M.transpose(-1, -2)
+    M = _small_matmul(J, R.expand(J.shape[0], 3, 3))
+    cov2d = _small_matmul(_small_matmul(M, covariance_3d(log_scales, quats)), M.transpose(-1, -2))
     a = cov2d[:, 0, 0] + LOW_PASS
     b = cov2d[:, 0, 1]
     c = cov2d[:, 1, 1] + LOW_PASS
@@ -190,19 +196,22 @@ def bin_tiles(means2d: torch.Tensor, depths: torch.Tensor, radii: torch.Tensor, 
     if total == 0:
         z = torch.zeros(n_tiles, dtype=torch.int64, device=device)
         return TileLists(torch.zeros(0, dtype=torch.int64, device=device), z, z.clone(), tiles_x, tiles_y)
-    ids = torch.arange(N, device=device)
-    gid = torch.repeat_interleave(ids, cnt)
-    first = torch.cumsum(cnt, 0) - cnt
-    local = torch.arange(total, device=device) - torch.repeat_interleave(first, cnt)
-    w = wx[gid]
-    tile_id = (y0[gid] + local // w) * tiles_x + x0[gid] + local % w
-    rank = torch.empty(N, dtype=torch.int64, device=device)
-    rank[torch.argsort(depths.detach(), stable=True)] = ids
-    order = torch.argsort(tile_id * N + rank[gid])
+    # Gaussians front to back, their intersections in that order, then a stable sort by tile (a radix
+    # sort of 16/32-bit keys in numpy) keeps every tile's list front to back
+    by_depth = torch.argsort(depths.detach(), stable=True).cpu()
+    cnt_sorted = cnt.cpu()[by_depth]
+    gid = torch.repeat_interleave(by_depth, cnt_sorted)
+    first = torch.cumsum(cnt_sorted, 0) - cnt_sorted
+    local = torch.arange(total) - torch.repeat_interleave(first, cnt_sorted)
+    x0c, y0c, wc = x0.cpu()[gid], y0.cpu()[gid], wx.cpu()[gid]
+    tile_id = (y0c + local // wc) * tiles_x + x0c + local % wc
+    key = tile_id.numpy().astype(np.uint16 if n_tiles <= 65535 else np.int64)
+    order = torch.from_numpy(np.argsort(key, kind="stable"))
     gid, tile_id = gid[order], tile_id[order]
-    t = torch.arange(n_tiles, device=device)
+    t = torch.arange(n_tiles)
     start = torch.searchsorted(tile_id, t)
     end = torch.searchsorted(tile_id, t, right=True)
+    gid, start, end = gid.to(device), start.to(device), end.to(device)
     return TileLists(gid, start, end, tiles_x, tiles_y)
 
 
