@@ -3,7 +3,9 @@
 For each scene: ``procedural_grid(scene, views=8, frames=24, size=128)`` (exact frames and depth),
 fitted by :func:`vnvs.recon.optimize.reconstruct` on 7 views (view 4, between its neighbours, held
 out), then the held-out view is rendered at all 24 times and scored with PSNR / SSIM against the
-exact frames. Wall time counts the reconstruction only (not making the grid), in one process, torch
+exact frames. The CPU seconds (all threads of the process) are recorded beside the wall time, with
+the 1-minute load average at the end of the fit: on a shared machine the wall time measures the other
+users as much as the code. Wall time counts the reconstruction only (not making the grid), in one process, torch
 at one intra-op thread (`vnvs.utils.threads.serial`) and the numba kernels on all cores.
 
 Usage: python benchmarks/recon.py [--scenes 0 1] [--steps N]
@@ -12,6 +14,7 @@ Usage: python benchmarks/recon.py [--scenes 0 1] [--steps N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -44,14 +47,17 @@ def main() -> None:
         grid = procedural_grid(scene, views=8, frames=24, size=128)
         grid_seconds = time.perf_counter() - t
         train = [v for v in range(8) if v != args.holdout]
+        cpu = time.process_time()
         result = reconstruct(grid, settings, train_views=train, seed=args.seed)
+        cpu = time.process_time() - cpu
         S = 128
         h = args.holdout
         imgs, _, _ = render_views(result.scene, grid.w2c[h], grid.K[h], grid.time, S, S)
         train_imgs, _, _ = render_views(result.scene, grid.w2c[0], grid.K[0], grid.time, S, S)
         row = {"scene": scene, "heldout_view": h, "psnr_heldout": psnr(imgs, grid.frames[h]),
                "ssim_heldout": ssim(imgs, grid.frames[h]), "psnr_train_view0": psnr(train_imgs, grid.frames[0]),
-               "seconds": result.seconds, "grid_seconds": grid_seconds, "gaussians": len(result.scene),
+               "seconds": result.seconds, "cpu_seconds": cpu, "load_average": os.getloadavg()[0],
+               "grid_seconds": grid_seconds, "gaussians": len(result.scene),
                "steps": result.steps, "history": result.history[-1] if result.history else None}
         print(row, flush=True)
         figure = Path(__file__).resolve().parent.parent / "docs" / "figures" / f"recon_scene{scene}.png"
