@@ -3,6 +3,7 @@ checkpoints, PLY / scene folders, and the `vnvs reconstruct` / `vnvs render-scen
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -13,7 +14,7 @@ from vnvs.cli import main
 from vnvs.io.grid import write_grid
 from vnvs.io.video import probe_video
 from vnvs.recon.config import ReconSettings
-from vnvs.recon.formats import read_ply, read_scene
+from vnvs.recon.formats import read_ply, read_scene, write_ply
 from vnvs.recon.losses import photometric_loss, visibility_weights
 from vnvs.recon.optimize import _densify, _make_optimizer, _lrs, reconstruct, render_views
 from vnvs.recon.scene import DeformableGaussians
@@ -143,3 +144,15 @@ def test_bad_input_is_one_line_exit_2_nothing_written(grid, tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+def test_view_checks_the_path_then_names_the_missing_extra(grid, tmp_path, capsys):
+    code = main(["view", str(tmp_path / "missing")])
+    err = capsys.readouterr().err
+    assert code == 2 and "scene folder" in err and len(err.strip().splitlines()) == 1
+    ply = tmp_path / "a.ply"
+    write_ply(ply, torch.rand(5, 3), torch.rand(5, 3), torch.rand(5, 4), torch.rand(5), torch.rand(5, 3))
+    if importlib.util.find_spec("viser") is None:
+        code = main(["view", str(ply)])
+        err = capsys.readouterr().err
+        assert code == 2 and "pip install 'vnvs[viewer]'" in err, err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vnvs import __version__
 from vnvs.apps.config import DemoConfig, RenderConfig
-from vnvs.apps.recon_config import ReconstructConfig, RenderSceneConfig
+from vnvs.apps.recon_config import ReconstructConfig, RenderSceneConfig, ViewConfig
 from vnvs.data.config import PrepareRun
 from vnvs.errors import InputError, TrajectoryError, VnvsError
 from vnvs.evaluation.config import EvalConfig
@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "file (bullet time included) to render.mp4. See docs/recon.md.")
     add_config_arguments(p, RenderSceneConfig)
     p.set_defaults(func=_cmd_render_scene)
+    p = sub.add_parser("view", help="open a 4D Gaussian scene folder or a 3DGS PLY in the browser (viser; the viewer extra)",
+                       description="Serve a scene folder (with a time slider) or a 3DGS PLY file with viser. "
+                                   "Needs pip install 'vnvs[viewer]'. See docs/recon.md.")
+    add_config_arguments(p, ViewConfig)
+    p.set_defaults(func=_cmd_view)
     for command in sub.choices.values():
         command.add_argument("--threads", type=_positive_int, default=None,
                              help="CPU threads for torch and OpenCV (default: OMP_NUM_THREADS, else the CPU count; "
@@ -212,6 +217,13 @@ def _cmd_render_scene(args: argparse.Namespace) -> int:
     summary = run_render_scene(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
     print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from vnvs.apps.view import run_view
+
+    run_view(config_from_args(ViewConfig, args))
     return 0
 
 

@@ -71,3 +71,19 @@ class RenderSceneConfig:
             validate.need(validate.is_number(self.time) and 0 <= self.time <= 1, f"time must be in [0, 1], got {self.time!r}")
         if self.fps is not None:
             validate.need(validate.is_number(self.fps) and self.fps > 0, f"fps must be positive, got {self.fps!r}")
+
+
+@dataclass
+class ViewConfig:
+    """Settings of ``vnvs view``."""
+
+    path: Path = field(metadata={"positional": True})
+    """Scene folder written by `vnvs reconstruct` (with a time slider) or a 3DGS PLY file."""
+    port: int = 8080
+    """Port of the viewer's web server."""
+    host: str = "127.0.0.1"
+    """Address the web server listens on (0.0.0.0 to share it on the network)."""
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        validate.need(validate.is_int(self.port) and 1 <= self.port <= 65535, f"port must be in 1..65535, got {self.port!r}")
