@@ -70,7 +70,7 @@ def run(args) -> None:
     path = save("rasterize", {
         "gaussians": N, "size": S, "intersections": int(lists.gid.numel()),
         "drawn": int((proj.radii > 0).sum()), "mean_alpha": float(a.alpha.detach().mean()),
-        "max_abs_image_difference": float((a.image - b.image).abs().max()),
+        "max_abs_image_difference": float((a.image - b.image).detach().abs().max()),
         "first_call_seconds": first, "timings": timings, "speedup": speedup})
     print(f"wrote {path}")
 
