@@ -77,7 +77,7 @@ def test_densify_clones_splits_prunes_and_keeps_adam_rows():
              generator=torch.Generator().manual_seed(0), allow_growth=True)
     assert len(scene) == 2 + 1 + 2  # kept 0 and 2, the clone of 0, two children of 1
     torch.testing.assert_close(scene.means[:3], torch.stack([means[0], means[2], means[0]]))
-    children = scene.means[3:]
+    children = scene.means.detach()[3:]
     assert torch.allclose(torch.exp(scene.log_scales[3:]), torch.full((2, 3), 0.05 / 1.6))
     assert float((children - means[1]).norm(dim=1).max()) > 1e-3
     state = opt.state[scene.means]
