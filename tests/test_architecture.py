@@ -11,9 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "vnvs"
 
-LAZY_ALLOWED = {"geometry/splat.py", "geometry/mesh_render.py", "cli.py"}
-"""Modules that may import vnvs code inside a function: the splat and the mesh renderer load their numba
-kernels (and numba's compile cache) only when the CPU fast path runs; the command line loads a command's
+LAZY_ALLOWED = {"geometry/splat.py", "geometry/mesh_render.py", "recon/rasterize.py", "cli.py"}
+"""Modules that may import vnvs code inside a function: the splat, the mesh renderer and the Gaussian
+rasterizer load their numba kernels (and numba's compile cache) only when the CPU fast path runs; the command line loads a command's
 modules (and torch) only when that command runs, so ``vnvs --help`` and ``vnvs --version`` answer at once."""
 
 

@@ -17,6 +17,13 @@ from pathlib import Path
 from vnvs import __version__
 from vnvs.apps.config import DEMO_FILES, RENDER_FILES, DemoConfig, FinetuneConfig, RenderConfig
 from vnvs.apps.grid_config import GridConfig
+from vnvs.apps.recon_config import (
+    RENDER_SCENE_FILES,
+    SCENE_FILES,
+    ReconstructConfig,
+    RenderSceneConfig,
+    ViewConfig,
+)
 from vnvs.data.config import PrepareRun
 from vnvs.errors import InputError, TrajectoryError, VnvsError
 from vnvs.evaluation.config import EvalConfig
@@ -77,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "adapted model folder for `vnvs render --generator OUTPUT`. See docs/training.md.")
     add_config_arguments(p, FinetuneConfig)
     p.set_defaults(func=_cmd_finetune)
+    p = sub.add_parser("reconstruct", help="fit a 4D Gaussian scene (deformable 3D Gaussians) to a time x view grid folder",
+                       description="Fit deformable 3D Gaussians to a grid folder and write a scene folder (scene.json, "
+                                   "3DGS PLY files, deformation weights). See docs/recon.md.")
+    add_config_arguments(p, ReconstructConfig)
+    p.set_defaults(func=_cmd_reconstruct)
+    p = sub.add_parser("render-scene", help="render a 4D Gaussian scene along any camera path and time to a video",
+                       description="Render a scene folder written by `vnvs reconstruct` along a trajectory preset or "
+                                   "file (bullet time included) to render.mp4. See docs/recon.md.")
+    add_config_arguments(p, RenderSceneConfig)
+    p.set_defaults(func=_cmd_render_scene)
+    p = sub.add_parser("view", help="open a 4D Gaussian scene folder or a 3DGS PLY in the browser (viser; the viewer extra)",
+                       description="Serve a scene folder (with a time slider) or a 3DGS PLY file with viser. "
+                                   "Needs pip install 'vnvs[viewer]'. See docs/recon.md.")
+    add_config_arguments(p, ViewConfig)
+    p.set_defaults(func=_cmd_view)
     for command in sub.choices.values():
         command.add_argument("--threads", type=_positive_int, default=None,
                              help="CPU threads for torch and OpenCV (default: OMP_NUM_THREADS, else the CPU count; "
@@ -235,6 +257,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from vnvs.training.cli import run_train
 
     return run_train(args)
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from vnvs.apps.reconstruct import run_reconstruct
+
+    config = config_from_args(ReconstructConfig, args)
+    check_destination(config.output, "folder")
+    check_output_folder(config.output, SCENE_FILES)
+    summary = run_reconstruct(config)
+    print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
+    print(f"wrote {config.output}/ ({', '.join(summary['files'])})")
+    return 0
+
+
+def _cmd_render_scene(args: argparse.Namespace) -> int:
+    from vnvs.apps.reconstruct import run_render_scene
+
+    config = config_from_args(RenderSceneConfig, args)
+    check_destination(config.output, "folder")
+    check_output_folder(config.output, RENDER_SCENE_FILES)
+    summary = run_render_scene(config)
+    print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
+    print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
+    return 0
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from vnvs.apps.view import run_view
+
+    run_view(config_from_args(ViewConfig, args))
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
