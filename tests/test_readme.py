@@ -6,7 +6,8 @@ flow pairs in ``heldout_pairs/``; the README's default depth model is a tiny ran
 placed in a private Hugging Face cache under the default model's id (offline). Commands run with the
 README's flags; only what sets the amount of work is made small (:data:`SMALLER`, :func:`small`): the
 set-up lines' ``pip install`` is not run (the tests run inside that install), the test command itself
-is not run again, and the eight-GPU launch runs as one CPU process.
+is not run again, ``vnvs view`` (a server that runs until stopped, from the ``viewer`` extra) is left
+out, and the eight-GPU launch runs as one CPU process.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SMALLER = {"--size": "32", "--frames": "5", "--clip-frames": "5", "--scenes": "1
 ADDED = {
     "demo": ["--size", "32", "--frames", "5"],
     "render": ["--size", "32", "--max-frames", "9"],
-    "grid": ["--size", "32", "--max-frames", "5"],
+    "grid": ["--size", "32", "--max-frames", "13"],  # the README's bullet-time example freezes column 12
+    "reconstruct": ["--steps", "20"],
     "finetune": ["--max-frames", "5", "--pairs", "4"],
     "prepare": ["--size", "32", "--clip-frames", "5"],
     "train": ["--max-steps", "2", "--batch-size", "2"],
@@ -54,7 +56,7 @@ def readme_commands(text: str) -> list[str]:
 
 def small(argv: list[str]) -> list[str] | None:
     """The command with its work made small (see the module docstring); None for lines not to run."""
-    if argv[:2] == ["pip", "install"] or argv[:3] == ["python", "-m", "pytest"]:
+    if argv[:2] == ["pip", "install"] or argv[:3] == ["python", "-m", "pytest"] or argv[:2] == ["vnvs", "view"]:
         return None
     if argv[:2] == ["accelerate", "launch"]:
         argv = [a for a in argv if a != "--multi_gpu"]
@@ -64,7 +66,8 @@ def small(argv: list[str]) -> list[str] | None:
         out.append(SMALLER[argv[i - 1]] if i and argv[i - 1] in SMALLER else a)
     if "--input" in out and out[out.index("--input") + 1].isdigit():  # procedural scenes
         out[out.index("--input") + 1] = "2"
-    command = next((a for a in ("demo", "render", "grid", "prepare", "train", "finetune", "eval") if a in out[:9]), None)
+    command = next((a for a in ("demo", "render", "grid", "prepare", "train", "finetune", "eval", "reconstruct")
+                    if a in out[:9]), None)
     if command is not None:
         for flag, value in zip(ADDED[command][::2], ADDED[command][1::2]):
             if flag not in out:

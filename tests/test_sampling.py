@@ -292,7 +292,7 @@ def test_registry(tmp_path, tiny_folder):
 @pytest.mark.parametrize("content, message", [
     (b"\xff\xfe{", "cannot read"),
     (b"[1, 2]", "must hold a JSON object"),
-    (b'{"steps": 4, "speed": 2}', "unknown keys speed"),
+    (b'{"steps": 4, "speed": 2}', "unknown keys 'speed'"),
     (b'{"steps": "four"}', "steps must be an integer >= 1"),
     (b'{"composite": 1}', "composite must be true or false"),
     (b'{"shift": 1e400}', "shift must be a number > 0"),
