@@ -27,16 +27,13 @@ import torch
 from vnvs.apps.config import DEFAULT_RENDERER, generator_options
 from vnvs.apps.grid_config import GRID_METHODS, GridConfig
 from vnvs.apps.render import LOOK_AT_FRAMES, check_trajectory_in_front
-from vnvs.apps.source_stream import SourceStream
+from vnvs.apps.source_stream import open_source
 from vnvs.cameras.grid import grid_cameras
 from vnvs.cameras.resolve import resolve_trajectory
-from vnvs.cameras.source import source_cameras
 from vnvs.errors import DepthError, InputError
-from vnvs.estimators.video_depth import VideoDepth
 from vnvs.generators import get_generator
 from vnvs.generators.grid import get_grid_generator
 from vnvs.geometry.control import render_control
-from vnvs.io import VideoStream
 from vnvs.io.grid import Grid, write_grid
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import parallel
@@ -53,15 +50,8 @@ def run_grid(config: GridConfig) -> dict:
     grid_gen = None if config.method == "independent" else get_grid_generator(
         config.method, steps=config.steps, device=config.device, window=(config.window_views, config.window_times))
     generator = get_generator(config.generator, **generator_options(config))
-    video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
+    video, cameras, depth_est, source, indices = open_source(config)
     N, (H, W) = video.num_frames, video.size
-    indices = [video.frame_index(i) for i in range(N)]
-    cameras = source_cameras(N, indices, video.info.num_frames, video.info.size, video.transform,
-                             fov=config.fov, intrinsics=config.intrinsics, cameras=config.cameras)
-    depth_est = VideoDepth(config.depth, num_frames=N, frame_indices=indices, total_frames=video.info.num_frames,
-                           transform=video.transform, kind=config.depth_kind, align=config.align_depth,
-                           device=config.device, max_side=config.depth_size)
-    source = SourceStream(video, depth_est, config.chunk_frames)
     try:
         lead, lead_valid = source.leading_depth(LOOK_AT_FRAMES)
         if not lead_valid.any():

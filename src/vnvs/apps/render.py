@@ -28,17 +28,15 @@ import torch
 
 from vnvs.apps.config import DEFAULT_RENDERER, RENDER_FILES, RenderConfig, generator_options
 from vnvs.apps.novel_view import conditioning_frames
-from vnvs.apps.source_stream import SourceStream
+from vnvs.apps.source_stream import SourceStream, open_source
 from vnvs.cameras import Cameras
 from vnvs.cameras.resolve import resolve_trajectory
-from vnvs.cameras.source import source_cameras
 from vnvs.cameras.trajectory import Trajectory
 from vnvs.errors import DepthError, TrajectoryError
-from vnvs.estimators.video_depth import VideoDepth
 from vnvs.generators import get_generator
 from vnvs.generators.windows import StreamWindows
 from vnvs.geometry.control import WARPED, control_mask, render_control
-from vnvs.io import VideoStream, VideoWriter, side_by_side
+from vnvs.io import VideoWriter, side_by_side
 from vnvs.utils.atomic import staged_output
 from vnvs.utils.oom import OomHalving
 from vnvs.utils.progress import progress_bar
@@ -167,15 +165,8 @@ def run_render(config: RenderConfig) -> dict:
     ``trajectory.json`` (and ``depth.npz`` when asked) into ``config.output``. Returns a summary."""
     start_time = time.perf_counter()
     generator = get_generator(config.generator, **generator_options(config))
-    video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
+    video, cameras, depth, source, _ = open_source(config)
     N, (H, W) = video.num_frames, video.size
-    indices = [video.frame_index(i) for i in range(N)]
-    cameras = source_cameras(N, indices, video.info.num_frames, video.info.size, video.transform,
-                             fov=config.fov, intrinsics=config.intrinsics, cameras=config.cameras)
-    depth = VideoDepth(config.depth, num_frames=N, frame_indices=indices, total_frames=video.info.num_frames,
-                       transform=video.transform, kind=config.depth_kind, align=config.align_depth,
-                       device=config.device, max_side=config.depth_size)
-    source = SourceStream(video, depth, config.chunk_frames)
     outputs: _Outputs | None = None
     staged = contextlib.ExitStack()
     try:

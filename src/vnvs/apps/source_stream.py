@@ -15,6 +15,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from vnvs.cameras import Cameras
+from vnvs.cameras.source import source_cameras
 from vnvs.errors import DepthError
 from vnvs.estimators.video_depth import VideoDepth
 from vnvs.io import VideoStream
@@ -195,3 +197,18 @@ class SourceStream:
         self._buffer.put(first, frames, depth, valid)
         if self._sink is not None:
             self._sink(first, depth, valid)
+
+
+def open_source(config) -> tuple[VideoStream, Cameras, VideoDepth, SourceStream, list[int]]:
+    """The input video of ``vnvs render`` / ``vnvs grid`` settings (``RenderConfig`` fields) opened for streaming:
+    the decoder, the source cameras, the depth (file or model), the :class:`SourceStream` over both, and the
+    source frame index of every decoded frame. The caller closes the stream and the depth."""
+    video = VideoStream(config.video, stride=config.stride, max_frames=config.max_frames, size=config.size)
+    N = video.num_frames
+    indices = [video.frame_index(i) for i in range(N)]
+    cameras = source_cameras(N, indices, video.info.num_frames, video.info.size, video.transform,
+                             fov=config.fov, intrinsics=config.intrinsics, cameras=config.cameras)
+    depth = VideoDepth(config.depth, num_frames=N, frame_indices=indices, total_frames=video.info.num_frames,
+                       transform=video.transform, kind=config.depth_kind, align=config.align_depth,
+                       device=config.device, max_side=config.depth_size)
+    return video, cameras, depth, SourceStream(video, depth, config.chunk_frames), indices

@@ -27,9 +27,9 @@ from vnvs.models.grid import GRID_PRESETS, GridModel, GridModelConfig, grid_pres
 from vnvs.training import checkpoint as ckpt_io
 from vnvs.training.config import TrainConfig
 from vnvs.training.data import EpochBatches
-from vnvs.training.ema import EMA, export_ema
+from vnvs.training.ema import export_ema
 from vnvs.training.flow_matching import TIMESTEP_SCALE, loss_weights, sample_sigmas
-from vnvs.training.trainer import MODEL_DIR, Trainer, TrainResult, step_seed, lr_lambda
+from vnvs.training.trainer import MODEL_DIR, Trainer, TrainResult, step_seed
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +181,7 @@ class GridTrainer(Trainer):
         if not trainable:
             raise InputError("the model has no trainable parameters with this config")
         set_seed(config.seed, device_specific=True)
-        optimizer = torch.optim.AdamW([p for _, p in trainable], lr=config.lr, betas=config.betas,
-                                      weight_decay=config.weight_decay, eps=config.adam_eps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
-        self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        self.unwrapped = accelerator.unwrap_model(self.model)
-        params = dict(self.unwrapped.named_parameters())
-        names = [n for n, _ in trainable]
-        self._trainable = [params[n] for n in names]
-        self.ema = EMA(((n, params[n]) for n in names), config.ema_decay) if config.ema_decay > 0 else None
-        self._per_step = config.batch_size * config.grad_accum * world
+        self._prepare_optimization(model, trainable, world)
         self._fsdp = False
 
     def step(self) -> None:

@@ -377,6 +377,12 @@ class Trainer:
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         set_seed(config.seed, device_specific=True)  # global RNGs: seed + process index
 
+        self._prepare_optimization(model, trainable, world)
+
+    def _prepare_optimization(self, model, trainable: list, world: int) -> None:
+        """AdamW over the ``(name, parameter)`` pairs ``trainable``, the LR schedule, Accelerate's wrapping of the
+        model and optimizer, and the EMA of the trainable weights."""
+        config, accelerator = self.config, self.accelerator
         optimizer = torch.optim.AdamW([p for _, p in trainable], lr=config.lr, betas=config.betas,
                                       weight_decay=config.weight_decay, eps=config.adam_eps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
