@@ -413,6 +413,58 @@ case("eval-absurd-size")(lambda fx, tmp: ["eval", "--size", "100000", "--scenes"
                                           "--output", tmp / "out"])
 
 
+# ---------------------------------------------------------------- grids, finetuning, 4D scenes
+def _grid_folder(fx, tmp, edit=None):
+    from vnvs.io.grid import write_grid
+    from vnvs.synthetic import procedural_grid
+
+    path = tmp / "grid"
+    write_grid(path, procedural_grid(1, views=2, frames=3, size=16))
+    if edit is not None:
+        edit(path)
+    return path
+
+
+for i, args in enumerate([["--views", "1"], ["--views", "0"], ["--method", "nosuch"], ["--window-views", "1"],
+                          ["--trajectory", "twirl:3"], ["--size", "100000"]]):
+    case(f"grid-option-{i}-{args[0].lstrip('-')}")(
+        lambda fx, tmp, a=args: ["grid", fx.clip, "--depth", fx.depth, "--views", "2", "--trajectory", "orbit:10",
+                                 "--output", tmp / "out", *a])
+case("grid-output-is-file")(_existing_file(lambda fx, tmp: ["grid", fx.clip, "--depth", fx.depth, "--views", "2",
+                                                            "--trajectory", "orbit:10", "--output", tmp / "out"]))
+case("grid-foreign-folder")(lambda fx, tmp: ((tmp / "out").mkdir(), (tmp / "out" / "mine.txt").write_text("x"),
+                                             ["grid", fx.clip, "--depth", fx.depth, "--views", "2", "--trajectory",
+                                              "orbit:10", "--output", tmp / "out"])[2])
+case("grid-model-folder-empty")(lambda fx, tmp: ((tmp / "gm").mkdir(),
+                                                 ["grid", fx.clip, "--depth", fx.depth, "--views", "2", "--trajectory",
+                                                  "orbit:10", "--method", tmp / "gm", "--output", tmp / "out"])[1])
+case("finetune-video-missing")(lambda fx, tmp: ["finetune", tmp / "none.mp4", "--generator", fx.model, "--output",
+                                                tmp / "out"])
+case("finetune-generator-classical")(lambda fx, tmp: ["finetune", fx.clip, "--generator", "warp", "--output",
+                                                      tmp / "out"])
+case("finetune-steps-zero")(lambda fx, tmp: ["finetune", fx.clip, "--generator", fx.model, "--steps", "0",
+                                             "--output", tmp / "out"])
+case("finetune-output-is-file")(_existing_file(lambda fx, tmp: ["finetune", fx.clip, "--generator", fx.model,
+                                                                "--output", tmp / "out"]))
+case("render-ttf-negative")(lambda fx, tmp: render(fx, tmp / "out", "--ttf", "-1"))
+case("reconstruct-input-missing")(lambda fx, tmp: ["reconstruct", tmp / "nogrid", "--output", tmp / "out"])
+case("reconstruct-input-not-a-grid")(lambda fx, tmp: ["reconstruct", fx.root, "--output", tmp / "out"])
+case("reconstruct-grid-json-not-utf8")(lambda fx, tmp: ["reconstruct", _grid_folder(
+    fx, tmp, lambda p: (p / "grid.json").write_bytes(b'{"\xff": 1}')), "--output", tmp / "out"])
+case("reconstruct-grid-video-missing")(lambda fx, tmp: ["reconstruct", _grid_folder(
+    fx, tmp, lambda p: (p / "view_001.mp4").unlink()), "--output", tmp / "out"])
+case("reconstruct-output-is-file")(_existing_file(lambda fx, tmp: ["reconstruct", _grid_folder(fx, tmp),
+                                                                   "--output", tmp / "out"]))
+case("reconstruct-steps-zero")(lambda fx, tmp: ["reconstruct", _grid_folder(fx, tmp), "--steps", "0", "--output",
+                                                tmp / "out"])
+case("render-scene-missing")(lambda fx, tmp: ["render-scene", tmp / "noscene", "--trajectory", "orbit:10",
+                                              "--output", tmp / "out"])
+case("render-scene-not-a-scene")(lambda fx, tmp: ["render-scene", fx.root, "--trajectory", "orbit:10", "--output",
+                                                  tmp / "out"])
+case("view-missing-path")(lambda fx, tmp: ["view", tmp / "nothing"])
+case("view-port-out-of-range")(lambda fx, tmp: ["view", fx.root, "--port", "70000"])
+
+
 def _snapshot(folder: Path) -> dict:
     if not folder.exists():
         return {}
