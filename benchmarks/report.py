@@ -403,6 +403,20 @@ def grid_section() -> list[str]:
     out += ["", "| training run | preset | steps | final loss | seconds |", "|---|---|---:|---:|---:|"]
     for label, t in r["training"].items():
         out.append(f"| {label} | {t['preset']} | {t['steps']} | {t['final_loss']:.4f} | {t['seconds']:.0f} |")
+    m = {k: v["mean"] for k, v in rep["methods"].items()}
+    trained = [k for k in m if k.endswith("(trained)")]
+    if "independent" in m and trained:
+        base = m["independent"]["view_error"]
+        beat = [k for k in trained if m[k]["view_error"] < base]
+        out += ["", f"- Target: every trained grid model beats `independent` on cross-view consistency (view err "
+                    f"{base:.2f}): {'met' if len(beat) == len(trained) else 'missed'} ({len(beat)} of {len(trained)})."]
+        pairs = [("parallel beats sequential", "4real soft (trained)", "4real sequential (trained)"),
+                 ("soft beats hard", "4real soft (trained)", "4real hard (trained)")]
+        for what, a_, b_ in pairs:
+            if a_ in m and b_ in m:
+                ok = m[a_]["psnr"] > m[b_]["psnr"]
+                out.append(f"- Paper's ordering, {what} (PSNR {m[a_]['psnr']:.2f} against {m[b_]['psnr']:.2f} dB): "
+                           f"{'holds' if ok else 'does not hold'}.")
     return out + [""]
 
 
