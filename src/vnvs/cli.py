@@ -163,9 +163,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from vnvs.apps.demo import run_demo
 
     config = config_from_args(DemoConfig, args)
-    check_destination(config.output, "folder")
-    check_output_folder(config.output, DEMO_FILES)
-    _check_device(getattr(config, "device", None))
+    _check_before_work(config, DEMO_FILES)
     metrics = run_demo(config)
     keys = ("psnr", "ssim", "psnr_covisible", "psnr_disoccluded", "generator", "seconds")
     print(json.dumps({k: metrics[k] for k in keys}))
@@ -177,9 +175,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from vnvs.apps.render import run_render
 
     config = config_from_args(RenderConfig, args)
-    check_destination(config.output, "folder")
-    check_output_folder(config.output, RENDER_FILES)
-    _check_device(getattr(config, "device", None))
+    _check_before_work(config, RENDER_FILES)
     if config.ttf:
         from vnvs.apps.finetune import render_with_ttf
 
@@ -196,9 +192,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from vnvs.io.grid import GRID_FILES
 
     config = config_from_args(GridConfig, args)
-    check_destination(config.output, "folder")
-    check_output_folder(config.output, GRID_FILES)
-    _check_device(getattr(config, "device", None))
+    _check_before_work(config, GRID_FILES)
     summary = run_grid(config)
     print(json.dumps(summary))
     print(f"wrote grid folder {config.output} ({summary['views']} views x {summary['times']} times)")
@@ -209,8 +203,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     from vnvs.apps.finetune import finetune
 
     config = config_from_args(FinetuneConfig, args)
-    check_destination(config.output, "folder")
-    _check_device(getattr(config, "device", None))
+    _check_before_work(config)
     summary = finetune(config)
     print(json.dumps(summary))
     print(f"finetuned {summary['kind']} pairs for {summary['steps']} steps; wrote {config.output}")
@@ -263,8 +256,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from vnvs.apps.reconstruct import run_reconstruct
 
     config = config_from_args(ReconstructConfig, args)
-    check_destination(config.output, "folder")
-    check_output_folder(config.output, SCENE_FILES)
+    _check_before_work(config, SCENE_FILES)
     summary = run_reconstruct(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
     print(f"wrote {config.output}/ ({', '.join(summary['files'])})")
@@ -275,8 +267,7 @@ def _cmd_render_scene(args: argparse.Namespace) -> int:
     from vnvs.apps.reconstruct import run_render_scene
 
     config = config_from_args(RenderSceneConfig, args)
-    check_destination(config.output, "folder")
-    check_output_folder(config.output, RENDER_SCENE_FILES)
+    _check_before_work(config, RENDER_SCENE_FILES)
     summary = run_render_scene(config)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}))
     print(f"wrote {', '.join(f'{config.output}/{n}' for n in summary['files'])}")
@@ -296,8 +287,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return cmd_eval(args)
 
 
-def _check_device(device: str | None) -> None:
-    """Refuse an unknown or absent device before any work, even where the chosen method runs without one."""
+def _check_before_work(config, output_files: tuple[str, ...] | None = None) -> None:
+    """Refuse, before any work, an output folder that cannot be written (or, given the names a command writes,
+    one holding files vnvs did not write) and an unknown or absent ``device``, even where the chosen method
+    runs without one."""
+    check_destination(config.output, "folder")
+    if output_files is not None:
+        check_output_folder(config.output, output_files)
+    device = getattr(config, "device", None)
     if device is not None:
         from vnvs.utils.device import resolve_device
 

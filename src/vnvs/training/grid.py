@@ -125,24 +125,9 @@ def grid_loss(model, frames: torch.Tensor, w2c, K, config: TrainConfig, generato
 class GridTrainer(Trainer):
     """The :class:`~vnvs.training.trainer.Trainer` for grid models (module docstring)."""
 
-    def _check_inputs(self) -> Path | None:
-        config, data, output = self.config, self.data, self.output
-        check_grid_model_spec(config.model)
-        if not data.is_dir():
-            raise InputError(f"data folder {data} does not exist")
-        if output.exists() and not output.is_dir():
-            raise InputError(f"output {output} exists and is not a folder")
-        if config.mixed_precision == "fp16" and not torch.cuda.is_available():
-            raise InputError("mixed_precision fp16 needs a GPU; use bf16 or no on the CPU")
-        existing = ckpt_io.latest_checkpoint(output)
-        if existing is not None and not self.resume_requested:
-            raise InputError(f"{output} already holds checkpoints (latest {existing.name}); resume it to continue, "
-                             "or choose a new output folder")
-        if self.resume_requested and existing is not None:
-            changed = config.differences(ckpt_io.read_config(existing))
-            if changed:
-                raise InputError(f"the config differs from the checkpoint's in {', '.join(changed)}")
-        return existing if self.resume_requested else None
+    @staticmethod
+    def _check_model_spec(spec) -> None:
+        check_grid_model_spec(spec)
 
     def setup(self) -> None:
         from accelerate import Accelerator

@@ -293,7 +293,7 @@ class Trainer:
         """Raise :class:`InputError` on bad inputs (before anything is built or written); return the
         checkpoint to resume from."""
         config, data, output = self.config, self.data, self.output
-        check_model_spec(config.model)
+        self._check_model_spec(config.model)
         if not data.is_dir():
             raise InputError(f"data folder {data} does not exist")
         check_destination(output, "folder")
@@ -311,6 +311,11 @@ class Trainer:
                 raise InputError(f"the config differs from the checkpoint's in {', '.join(changed)}; resume with the "
                                  "same config (only max_steps, checkpoint/log settings and num_workers may change)")
         return existing if self.resume_requested else None
+
+    @staticmethod
+    def _check_model_spec(spec) -> None:
+        """Raise :class:`InputError` unless ``spec`` names a model this trainer builds."""
+        check_model_spec(spec)
 
     def setup(self) -> None:
         """Check the inputs, start Accelerate, open the data, build the model (seeded by ``config.seed``,
