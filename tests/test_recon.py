@@ -21,7 +21,7 @@ from vnvs.recon.scene import DeformableGaussians
 from vnvs.synthetic.grids import procedural_grid
 
 FAST = dict(steps=30, deform_warmup=10, densify_every=10, checkpoint_every=15, max_gaussians=4000,
-            mlp_width=16, mlp_layers=2, pos_octaves=2, time_octaves=2)
+            mlp_width=16, mlp_layers=2, pos_octaves=2, time_octaves=2, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,21 @@ def test_fit_improves_and_is_seeded(grid):
     before = _psnr(render_views(init, w2c, K, times, 32, 32)[0], grid.frames[:, 2])
     after = _psnr(render_views(a.scene, w2c, K, times, 32, 32)[0], grid.frames[:, 2])
     assert after > before + 0.5 and after > 20, (before, after)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("gsplat") is None,
+                    reason="needs CUDA and gsplat")
+def test_fit_on_cuda_with_gsplat_matches_the_cpu_fit(grid, tmp_path):  # pragma: no cover - GPU only
+    settings = ReconSettings(**{**FAST, "steps": 60, "device": "cuda"})
+    gpu = reconstruct(grid, settings, seed=3, checkpoint_dir=tmp_path)
+    cpu = reconstruct(grid, ReconSettings(**{**FAST, "steps": 60}), seed=3)
+    assert gpu.scene.means.is_cuda
+    w2c, K, times = grid.w2c[:, 2], grid.K[:, 2], grid.time[2].repeat(3)
+    on_gpu = _psnr(render_views(gpu.scene, w2c, K, times, 32, 32)[0], grid.frames[:, 2])
+    on_cpu = _psnr(render_views(cpu.scene, w2c, K, times, 32, 32)[0], grid.frames[:, 2])
+    assert on_gpu > 20 and abs(on_gpu - on_cpu) < 1.5, (on_gpu, on_cpu)
+    resumed = reconstruct(grid, settings, seed=3, checkpoint_dir=tmp_path, resume=True)  # loads onto the GPU
+    assert resumed.scene.means.is_cuda and resumed.steps == 60
 
 
 def test_resume_continues_exactly(grid, tmp_path):

@@ -294,7 +294,7 @@ def _check_before_work(config, output_files: tuple[str, ...] | None = None) -> N
     check_destination(config.output, "folder")
     if output_files is not None:
         check_output_folder(config.output, output_files)
-    device = getattr(config, "device", None)
+    device = getattr(config, "device", None) or getattr(getattr(config, "recon", None), "device", None)
     if device is not None:
         from vnvs.utils.device import resolve_device
 

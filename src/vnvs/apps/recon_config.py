@@ -61,6 +61,8 @@ class RenderSceneConfig:
     """Colour behind the Gaussians."""
     backend: Literal["auto", "numba", "reference", "gsplat"] = "auto"
     """Rasterizer: auto (gsplat on CUDA, numba on the CPU), numba, reference or gsplat."""
+    device: str | None = None
+    """cpu, cuda, cuda:1, ... (default: CUDA when available, else the CPU)."""
 
     def __post_init__(self) -> None:
         self.scene = Path(self.scene)

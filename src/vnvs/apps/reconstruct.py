@@ -19,6 +19,7 @@ from vnvs.metrics.image import psnr
 from vnvs.recon.formats import read_scene, write_scene
 from vnvs.recon.optimize import reconstruct, render_views
 from vnvs.utils.atomic import staged_output
+from vnvs.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def run_reconstruct(config: ReconstructConfig) -> dict:
         "scores": scores,
     }
     with staged_output(config.output, SCENE_FILES) as tmp:
-        files = write_scene(tmp, result.scene, info, columns, grid.time)
+        files = write_scene(tmp, result.scene.cpu(), info, columns, grid.time)
     shutil.rmtree(ckpt, ignore_errors=True)
     return {"gaussians": len(result.scene), "steps": result.steps, "seconds": round(time.perf_counter() - start, 2),
             **scores, "files": files}
@@ -117,6 +118,7 @@ def run_reconstruct(config: ReconstructConfig) -> dict:
 def run_render_scene(config: RenderSceneConfig) -> dict:
     """Render a scene folder along a trajectory (presets relative to a grid view) to ``render.mp4``."""
     scene, doc = read_scene(config.scene)
+    scene = scene.to(resolve_device(config.device))
     H, W, T, V = int(doc["height"]), int(doc["width"]), int(doc["times"]), int(doc["views"])
     if config.view >= V:
         raise InputError(f"view {config.view} is outside the scene's grid views 0..{V - 1}")

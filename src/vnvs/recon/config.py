@@ -56,6 +56,8 @@ class ReconSettings:
     """Rasterizer: auto (gsplat on CUDA, numba on the CPU), numba, reference (slow) or gsplat."""
     checkpoint_every: int = 500
     """Write a resumable checkpoint every N steps."""
+    device: str | None = None
+    """cpu, cuda, cuda:1, ... (default: CUDA when available, else the CPU)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "init_stride", "init_times", "max_gaussians", "mlp_width", "mlp_layers",
@@ -72,6 +74,7 @@ class ReconSettings:
             validate.need(validate.is_number(v) and v >= 0, f"{name} must be >= 0, got {v!r}")
         validate.choice(self.background, ("black", "white"), "background")
         validate.choice(self.backend, ("auto", "numba", "reference", "gsplat"), "backend")
+        validate.need(self.device is None or isinstance(self.device, str), f"device must be a string, got {self.device!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

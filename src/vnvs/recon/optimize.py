@@ -35,6 +35,7 @@ from vnvs.recon.losses import photometric_loss, visibility_weights
 from vnvs.recon.rasterize import quat_to_rotmat
 from vnvs.recon.scene import DeformableGaussians, init_points_from_grid
 from vnvs.utils.atomic import atomic_path
+from vnvs.utils.device import resolve_device
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import serial
 
@@ -86,7 +87,7 @@ def _replace_rows(optimizer: torch.optim.Adam, scene: DeformableGaussians, keep:
         if state:
             for k in ("exp_avg", "exp_avg_sq"):
                 m = state[k][keep]
-                state[k] = torch.cat([m, torch.zeros((new[name].shape[0], *m.shape[1:]), dtype=m.dtype)])
+                state[k] = torch.cat([m, m.new_zeros((new[name].shape[0], *m.shape[1:]))])
             optimizer.state[param] = state
         group["params"][0] = param
         setattr(scene, name, param)
@@ -130,12 +131,13 @@ def _densify(scene: DeformableGaussians, optimizer, grad_sum, grad_count, settin
     if split.any():
         idx = split.nonzero().squeeze(1).repeat(2)
         R = quat_to_rotmat(scene.quats.detach()[idx])
-        offset = (R @ (torch.randn(idx.numel(), 3, 1, generator=generator) * scales[idx, :, None])).squeeze(-1)
+        noise = torch.randn(idx.numel(), 3, 1, generator=generator).to(R.device)  # the seeded CPU stream on every device
+        offset = (R @ (noise * scales[idx, :, None])).squeeze(-1)
         new["means"].append(scene.means.detach()[idx] + offset)
         new["log_scales"].append(scene.log_scales.detach()[idx] - math.log(1.6))
         for k in ("quats", "opacity_logits", "f_dc"):
             new[k].append(getattr(scene, k).detach()[idx])
-    empty = {k: torch.zeros((0, *getattr(scene, k).shape[1:])) for k in new}
+    empty = {k: getattr(scene, k).new_zeros((0, *getattr(scene, k).shape[1:])) for k in new}
     new = {k: torch.cat(v) if v else empty[k] for k, v in new.items()}
     _replace_rows(optimizer, scene, ~(prune | split), new)
     log.debug("densify: %d -> %d Gaussians (clone %d, split %d, prune %d)", n, len(scene), int(clone.sum()),
@@ -195,6 +197,7 @@ def reconstruct(grid: Grid, settings: ReconSettings | None = None, *, train_view
 
 def _reconstruct(grid, settings, train_views, seed, checkpoint_dir, resume, stage2, stage2_steps) -> ReconResult:
     start_time = time.perf_counter()
+    device = resolve_device(settings.device)
     V, T, _, H, W = grid.frames.shape
     views = list(range(V)) if train_views is None else sorted({int(v) for v in train_views})
     if not views or min(views) < 0 or max(views) >= V:
@@ -213,30 +216,34 @@ def _reconstruct(grid, settings, train_views, seed, checkpoint_dir, resume, stag
         max(settings.max_gaussians // 2, 1), generator)
     if means.shape[0] == 0:
         raise InputError("the grid's depth has no valid pixel to place Gaussians on")
+    targets, weights = targets.to(device), weights.to(device)
+    cam_w2c, cam_K = grid.w2c.float().to(device), grid.K.float().to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         scene = DeformableGaussians(means, colors, scales, views=V, width=settings.mlp_width,
                                     layers=settings.mlp_layers, pos_octaves=settings.pos_octaves,
-                                    time_octaves=settings.time_octaves)
+                                    time_octaves=settings.time_octaves).to(device)
     extent = float(scene.deform.extent)
     lrs = _lrs(settings, extent)
     optimizer = _make_optimizer(scene, lrs)
-    bg = torch.ones(3) if settings.background == "white" else torch.zeros(3)
-    grad_sum = torch.zeros(len(scene))
-    grad_count = torch.zeros(len(scene))
+    bg = (torch.ones(3) if settings.background == "white" else torch.zeros(3)).to(device)
+    grad_sum = torch.zeros(len(scene), device=device)
+    grad_count = torch.zeros(len(scene), device=device)
+    pixel_scale = torch.tensor([W / 2, H / 2], device=device)
     step, stage = 0, 1
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and ckpt_dir is not None and _checkpoints(ckpt_dir):
         path = _checkpoints(ckpt_dir)[-1]
-        state = torch.load(path, weights_only=False)
-        scene = DeformableGaussians.from_state(state["gaussians"], state["deformation"], state["hparams"])
+        state = torch.load(path, weights_only=False, map_location="cpu")  # the generator's state stays a CPU tensor
+        scene = DeformableGaussians.from_state(state["gaussians"], state["deformation"], state["hparams"]).to(device)
         optimizer = _make_optimizer(scene, lrs)
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
-        grad_sum, grad_count, step, stage = state["grad_sum"], state["grad_count"], int(state["step"]), int(state["stage"])
+        grad_sum, grad_count = state["grad_sum"].to(device), state["grad_count"].to(device)
+        step, stage = int(state["step"]), int(state["stage"])
         log.info("resumed reconstruction from %s (step %d)", path, step)
     cam_sel = (vi, torch.full_like(vi, mid))
-    frustum = (grid.w2c[cam_sel], grid.K[cam_sel], H, W)
+    frustum = (cam_w2c[cam_sel], cam_K[cam_sel], H, W)
     cells = [(v, t) for v in views for t in range(T)]
     warm_cells = [(v, t) for v in views for t in cols]
     total = settings.steps + (stage2_steps if stage2 is not None else 0)
@@ -248,7 +255,7 @@ def _reconstruct(grid, settings, train_views, seed, checkpoint_dir, resume, stag
             if stage == 1 and step >= settings.steps:
                 if stage2 is None:
                     break
-                targets = _refine_targets(scene, grid, targets, cells, stage2, bg, settings.backend)
+                targets = _refine_targets(scene, grid, targets, cells, stage2, bg, settings.backend, device)
                 stage = 2
             frac = min(step / max(settings.steps, 1), 1.0)
             for group in optimizer.param_groups:  # exponential decay to 1% (positions) / 10% (MLP)
@@ -263,14 +270,15 @@ def _reconstruct(grid, settings, train_views, seed, checkpoint_dir, resume, stag
                 gauss, view_dx = scene.canonical(), None
             else:
                 gauss, view_dx = scene.deformed(float(times[t]), v if settings.view_compensation else None)
-            out = gauss.render(grid.w2c[v, t], grid.K[v, t], W, H, background=bg, backend=settings.backend)
+            out = gauss.render(cam_w2c[v, t], cam_K[v, t], W, H, background=bg, backend=settings.backend)
             loss = photometric_loss(out.image, targets[v, t], weights[v, t], settings.ssim_weight)
             if view_dx is not None and settings.view_reg > 0:
                 loss = loss + settings.view_reg * (view_dx / extent).pow(2).sum(1).mean()
             loss.backward()
             with torch.no_grad():
-                if out.means2d is not None and out.means2d.grad is not None:
-                    g = out.means2d.grad * torch.tensor([W / 2, H / 2])
+                grad2d = out.means2d_grad()
+                if grad2d is not None:
+                    g = grad2d * pixel_scale
                     vis = out.radii > 0
                     grad_sum[vis] += g[vis].norm(dim=1)
                     grad_count[vis] += 1
@@ -288,19 +296,20 @@ def _reconstruct(grid, settings, train_views, seed, checkpoint_dir, resume, stag
             if stage == 1 and step % settings.densify_every == 0 and step < settings.steps:
                 grow = settings.deform_warmup <= step <= settings.densify_until * settings.steps
                 _densify(scene, optimizer, grad_sum, grad_count, settings, extent, frustum, generator, grow)
-                grad_sum = torch.zeros(len(scene))
-                grad_count = torch.zeros(len(scene))
+                grad_sum = torch.zeros(len(scene), device=device)
+                grad_count = torch.zeros(len(scene), device=device)
             if ckpt_dir is not None and step % settings.checkpoint_every == 0:
                 _save_checkpoint(ckpt_dir, step, scene, optimizer, generator, grad_sum, grad_count, stage)
     return ReconResult(scene, step, time.perf_counter() - start_time, history, views)
 
 
 @torch.no_grad()
-def _refine_targets(scene, grid, targets, cells, stage2, bg, backend) -> torch.Tensor:
+def _refine_targets(scene, grid, targets, cells, stage2, bg, backend, device) -> torch.Tensor:
     H, W = grid.size
-    renders = torch.stack([scene.at(float(grid.time[t]), None).render(grid.w2c[v, t], grid.K[v, t], W, H, bg, backend).image
-                           for v, t in cells])
-    refined = stage2(renders, cells)
+    w2c, K = grid.w2c.float().to(device), grid.K.float().to(device)
+    renders = torch.stack([scene.at(float(grid.time[t]), None).render(w2c[v, t], K[v, t], W, H, bg, backend).image
+                           for v, t in cells]).cpu()
+    refined = stage2(renders, cells).to(device)
     if tuple(refined.shape) != tuple(renders.shape):
         raise ValueError(f"stage2 must return {tuple(renders.shape)} targets, got {tuple(refined.shape)}")
     out = targets.clone()
@@ -316,6 +325,9 @@ def render_views(scene: DeformableGaussians, w2c: torch.Tensor, K: torch.Tensor,
     """Render the scene (no view compensation) from cameras ``(n, 4, 4)`` / ``(n, 3, 3)`` at normalised
     times ``(n,)``: ``(images (n, 3, H, W), alpha (n, H, W), depth (n, H, W))``."""
     imgs, alphas, depths = [], [], []
+    device = scene.means.device
+    if background is not None:
+        background = background.to(device)
     with serial():
         frames = range(w2c.shape[0])
         if desc:
@@ -323,10 +335,10 @@ def render_views(scene: DeformableGaussians, w2c: torch.Tensor, K: torch.Tensor,
         else:
             from_bar = None
         for i in frames:
-            out = scene.at(float(times[i])).render(w2c[i], K[i], width, height, background, backend)
-            imgs.append(out.image.clamp(0, 1))
-            alphas.append(out.alpha)
-            depths.append(out.depth)
+            out = scene.at(float(times[i])).render(w2c[i].to(device), K[i].to(device), width, height, background, backend)
+            imgs.append(out.image.clamp(0, 1).cpu())
+            alphas.append(out.alpha.cpu())
+            depths.append(out.depth.cpu())
             if from_bar is not None:
                 from_bar.update(1)
         if from_bar is not None:

@@ -63,9 +63,16 @@ class RasterOutput:
     depth: torch.Tensor
     """``(H, W)`` expected depth along the camera z axis, ``sum(w z) / alpha`` (0 where alpha is 0)."""
     means2d: torch.Tensor | None = None
-    """``(N, 2)`` projected means (for densification statistics; ``retain_grad`` is called on it)."""
+    """``(N, 2)`` projected means (``(1, N, 2)`` from gsplat); ``retain_grad`` is called on it, so
+    :meth:`means2d_grad` gives the densification statistics after ``backward``."""
     radii: torch.Tensor | None = None
     """``(N,)`` int64 pixel radii, 0 for Gaussians not drawn."""
+
+    def means2d_grad(self) -> torch.Tensor | None:
+        """``(N, 2)`` gradient of the loss with respect to the projected means (None before ``backward``)."""
+        if self.means2d is None or self.means2d.grad is None:
+            return None
+        return self.means2d.grad.reshape(-1, 2)
 
 
 @dataclass
@@ -367,12 +374,14 @@ def _rasterize_gsplat(means, log_scales, quats, opacity_logits, colors, w2c, K, 
         import gsplat
     except ImportError:
         raise InputError("the gsplat rasterizer needs gsplat: pip install 'vnvs[gpu]' (or choose backend 'numba')") from None
+    K = K.to(means).clone()
+    K[:2, 2] += 0.5  # gsplat samples pixel i at i + 0.5; vnvs puts pixel centres at integer coordinates
     colors_out, alphas, meta = gsplat.rasterization(
         means, quats / quats.norm(dim=-1, keepdim=True), torch.exp(log_scales), torch.sigmoid(opacity_logits), colors,
-        w2c[None].to(means), K[None].to(means), width, height, near_plane=NEAR, render_mode="RGB+ED",
+        w2c[None].to(means), K[None], width, height, near_plane=NEAR, render_mode="RGB+ED",
         backgrounds=bg[None], packed=False)
     out = colors_out[0]
-    means2d = meta["means2d"][0] if meta["means2d"].ndim == 3 else meta["means2d"]
+    means2d = meta["means2d"]  # the tensor the kernels' gradient reaches (a view of it would get none)
     if means2d.requires_grad:
         means2d.retain_grad()
     radii = meta["radii"][0]
