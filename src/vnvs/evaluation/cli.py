@@ -22,5 +22,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = run_eval(config)
     print(json.dumps({label: m["mean"] for label, m in report["methods"].items()}))
     print(markdown_table(report))
-    print(f"wrote {config.output}/report.json, report.md")
+    print(f"wrote {config.output}/report.json, report.md, items.csv" + ("" if "skipped" in (report.get("figures") or "")
+          else ", plots/") + (", sheets/" if "sheets/" in (report.get("figures") or "") else ""))
     return 0
