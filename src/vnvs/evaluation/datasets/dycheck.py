@@ -252,7 +252,8 @@ def export_dycheck_scene(number: int, folder: str | os.PathLike, *, frames: int 
         raise InputError("export needs val_cameras >= 1, frames >= 1, size >= 8 and factors dividing size")
     rng = np.random.default_rng(int(number))
     scene = generate_scene(int(number))
-    motion = motion or str(rng.choice(SOURCE_MOTIONS))
+    drawn = str(rng.choice(SOURCE_MOTIONS))  # drawn always, so the video's seed does not depend on `motion`
+    motion = motion or drawn
     video = render_source_video(scene, int(frames), size=(size, size), seed=int(rng.integers(0, 2**31 - 1)),
                                 motion=motion)
     T = video.frames.shape[0]
