@@ -119,7 +119,13 @@ def ray_to_z(distance: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 def read_tiff_depth(path: Path, size: tuple[int, int]) -> np.ndarray:
     """A float TIFF depth map ``(H, W)`` (Kubric writes ``(H, W, 1)``); errors name the file."""
-    arr = cv2.imread(str(need_file(path)), cv2.IMREAD_UNCHANGED)
+    need_file(path)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our one-line error says it instead
+    try:
+        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if arr is None:
         raise InputError(f"cannot decode depth image {path}: not a TIFF")
     if arr.ndim == 3:
