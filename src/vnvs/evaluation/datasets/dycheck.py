@@ -44,7 +44,8 @@ from vnvs.evaluation.datasets.base import (
     select_frames,
 )
 from vnvs.io.images import write_png
-from vnvs.synthetic import correspondence, generate_scene, look_at_depth, orbit_camera, render_source_video, render_views
+from vnvs.geometry.projection import project_points, transform_points
+from vnvs.synthetic import generate_scene, look_at_depth, orbit_camera, render, render_source_video, render_views
 from vnvs.utils.atomic import atomic_dir
 from vnvs.utils.progress import progress_bar
 
@@ -211,18 +212,32 @@ def _load(*, scene, frames, sources, train_at, factor, depth_dir, depth_factor, 
 # ------------------------------------------------------------------------------------------ exporter
 
 
-def dycheck_covisible(scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_times, size: tuple[int, int],
-                      min_views: int | None = None) -> torch.Tensor:
-    """DyCheck's co-visibility of target pixels, exactly, for a procedural scene: a pixel is co-visible
-    when its surface point is seen by at least ``max(5, N // 10)`` of the ``N`` training frames
-    (capped at ``N``). Returns ``(M, H, W)`` bool."""
-    N, M = src_w2c.shape[0], tgt_w2c.shape[0]
+def dycheck_covisible(scene, source, tgt_w2c, tgt_K, tgt_times, size: tuple[int, int],
+                      min_views: int | None = None, rtol: float = 2e-2, rendered=None) -> torch.Tensor:
+    """DyCheck's co-visibility of target pixels for a procedural scene: a pixel is co-visible when its
+    surface point is seen by at least ``max(5, N // 10)`` (capped at ``N``) of the ``N`` training frames
+    ``source`` (a :class:`~vnvs.synthetic.SourceVideo`). "Seen": the point, moved to the training frame's
+    time with its object, projects inside the frame in front of the camera, and the training render
+    at the nearest pixel shows the same object at that depth (within ``rtol``), the depth test of
+    :func:`vnvs.synthetic.correspondence` with ``visibility="nearest"``. ``rendered``: the targets'
+    render with ``local_points`` when already at hand. Returns ``(M, H, W)`` bool."""
+    N, M = source.w2c.shape[0], tgt_w2c.shape[0]
     need = min(N, max(5, N // 10)) if min_views is None else int(min_views)
     H, W = size
+    Hs, Ws = source.depth.shape[-2:]
+    tgt = rendered if rendered is not None else render(scene, tgt_w2c, tgt_K, H, W, tgt_times, rgb=False,
+                                                       local_points=True)
     count = torch.zeros(M, H, W, dtype=torch.int32)
     for j in range(N):
-        _, vis = correspondence(scene, src_w2c[j], src_K[j], src_times[j], tgt_w2c, tgt_K, tgt_times, H, W)
-        count += vis.int()
+        world = scene.transform_points(tgt.local_points, tgt.instance, source.times[j].expand(M))
+        cam = transform_points(source.w2c[j].expand(M, 4, 4), world.permute(0, 2, 3, 1))
+        uv, z = project_points(cam, source.K[j].expand(M, 3, 3))
+        u, v = uv[..., 0], uv[..., 1]
+        inside = (z > 1e-6) & (u >= -0.5) & (u < Ws - 0.5) & (v >= -0.5) & (v < Hs - 0.5)
+        flat = (v.round().clamp(0, Hs - 1) * Ws + u.round().clamp(0, Ws - 1)).long()
+        d = source.depth[j].reshape(-1)[flat]
+        inst = source.instance[j].reshape(-1)[flat]
+        count += (inside & (inst == tgt.instance) & ((d - z).abs() <= rtol * z.abs())).int()
     return count >= need
 
 
@@ -240,7 +255,7 @@ def export_dycheck_scene(number: int, folder: str | os.PathLike, *, frames: int 
     ``1..val_cameras`` are static validation cameras: the middle training camera orbited about the
     look-at point by ``orbit_deg`` x ``+1, -1, +2, ...``, each rendered at every time. Depth (training
     frames, ``depth/1x``) is exact z-depth; co-visibility masks follow DyCheck's definition
-    (:func:`dycheck_covisible`). ``scene.json`` normalises the world to the look-at point and a unit
+    (:func:`dycheck_covisible`, a depth test against the training renders). ``scene.json`` normalises the world to the look-at point and a unit
     look-at distance, as DyCheck's processing does with its scene centre and scale. Images at
     ``factors`` (1 = ``size``; 2 = area-downscaled by 2; masks: co-visible where at least half of
     the covered pixels are). The folder is written whole or not at all.
@@ -267,8 +282,8 @@ def export_dycheck_scene(number: int, folder: str | os.PathLike, *, frames: int 
     tw2c = val_w2c.repeat_interleave(T, 0)
     tK = video.K[mid].expand(V * T, 3, 3).clone()
     ttimes = video.times.repeat(V)
-    val = render_views(scene, tw2c, tK, size, size, ttimes, local_points=False)
-    covis = dycheck_covisible(scene, video.w2c, video.K, video.times, tw2c, tK, ttimes, (size, size))
+    val = render_views(scene, tw2c, tK, size, size, ttimes, local_points=True)
+    covis = dycheck_covisible(scene, video, tw2c, tK, ttimes, (size, size), rendered=val)
     center, scale = lookat.double(), 1.0 / look
     train_ids = [f"0_{t:05d}" for t in range(T)]
     val_ids = [f"{v + 1}_{t:05d}" for v in range(V) for t in range(T)]
