@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import save
 
 KEYS = ["psnr", "ssim", "mpsnr", "mssim", "lpips", "mlpips", "seconds_per_frame"]
 

@@ -22,8 +22,12 @@ from vnvs.evaluation.datasets.kubric4d import kubric_cameras
 from vnvs.geometry.control import control_mask, render_control
 from vnvs.geometry.se3 import invert_se3, matrix_to_quaternion
 from vnvs.io import write_video
-from vnvs.io.images import write_png
-from vnvs.synthetic import generate_scene, orbit_camera, render_source_video, render_views
+from vnvs.synthetic import (
+    generate_scene,
+    orbit_camera,
+    render_source_video,
+    render_views,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +131,7 @@ def _write_kubric_scene(root, name="scn02900", views=3, frames=4, W=48, H=32):
 
 
 def test_kubric4d_loader_reads_gcd_layout(tmp_path):
-    folder, sc, video = _write_kubric_scene(tmp_path)
+    folder, _, video = _write_kubric_scene(tmp_path)
     K, w2c, size, T = kubric_cameras(json.loads((folder / "scn02900_p0_v0.json").read_text()), folder)
     assert size == (32, 48) and T == 4
     assert torch.allclose(K, video.K, atol=1e-4) and torch.allclose(w2c, video.w2c, atol=1e-4)

@@ -84,7 +84,7 @@ def dycheck_camera_to_vnvs(doc: Any, *, factor: float = 1.0, center=(0.0, 0.0, 0
     if not (math.isfinite(scale) and scale > 0 and factor > 0):
         raise InputError(f"{where}: scale and factor must be positive")
     s = 1.0 / float(factor)
-    W, H = (int(round(float(v) * s)) for v in size)
+    W, H = (round(float(v) * s) for v in size)
     K = torch.tensor([[f * s, skew * s, float(pp[0]) * s - 0.5],
                       [0.0, f * aspect * s, float(pp[1]) * s - 0.5],
                       [0.0, 0.0, 1.0]], dtype=torch.float64)

@@ -9,8 +9,8 @@ import json
 from vnvs.evaluation.config import EVAL_FILES, EvalConfig
 from vnvs.evaluation.report import markdown_table
 from vnvs.evaluation.runner import run_eval
-from vnvs.utils.config_cli import config_from_args
 from vnvs.utils.atomic import check_output_folder
+from vnvs.utils.config_cli import config_from_args
 from vnvs.utils.outputs import check_destination
 
 

@@ -6,11 +6,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from vnvs.errors import InputError
-from vnvs.evaluation.config import DATASET_BENCHMARKS, DEFAULT_SCENES, EVAL_FILES, EvalConfig
-from vnvs.evaluation.datasets import index_dycheck, index_kubric4d, index_videos
-from vnvs.evaluation.methods import load_generators, parse_methods
 from vnvs.evaluation import grid as grid_bench
 from vnvs.evaluation import real, synthetic
+from vnvs.evaluation.config import (
+    DATASET_BENCHMARKS,
+    DEFAULT_SCENES,
+    EVAL_FILES,
+    EvalConfig,
+)
+from vnvs.evaluation.datasets import index_dycheck, index_kubric4d, index_videos
+from vnvs.evaluation.methods import load_generators, parse_methods
 from vnvs.evaluation.plots import write_figures
 from vnvs.evaluation.report import build_report, write_report
 from vnvs.evaluation.scoring import SET_METRICS, benchmark_metrics, run_items

@@ -6,7 +6,11 @@
 """
 
 from vnvs.evaluation.datasets.base import EvalItem, ItemRef, select_frames
-from vnvs.evaluation.datasets.dycheck import export_dycheck_scene, export_dycheck_scenes, index_dycheck
+from vnvs.evaluation.datasets.dycheck import (
+           export_dycheck_scene,
+           export_dycheck_scenes,
+           index_dycheck,
+)
 from vnvs.evaluation.datasets.kubric4d import index_kubric4d
 from vnvs.evaluation.datasets.videos import index_videos
 

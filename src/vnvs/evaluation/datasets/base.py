@@ -7,9 +7,9 @@ JSON parses, so a missing or malformed file fails in one line before any method 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -43,9 +43,16 @@ from vnvs.evaluation.datasets.base import (
     read_rgb,
     select_frames,
 )
-from vnvs.io.images import write_png
 from vnvs.geometry.projection import project_points, transform_points
-from vnvs.synthetic import generate_scene, look_at_depth, orbit_camera, render, render_source_video, render_views
+from vnvs.io.images import write_png
+from vnvs.synthetic import (
+    generate_scene,
+    look_at_depth,
+    orbit_camera,
+    render,
+    render_source_video,
+    render_views,
+)
 from vnvs.utils.atomic import atomic_dir
 from vnvs.utils.progress import progress_bar
 
@@ -150,9 +157,9 @@ def _index_scene(scene: Path, factor: int | None, stride: int, max_frames: int |
         name = f"{scene.name}/cam{cam}"
         info = {"name": name, "scene": scene.name, "camera": cam, "frames": len(frames), "factor": factor,
                 "split": "val", "covisible": has_covis}
-        spec = dict(scene=scene, frames=frames, sources=sources, train_at=train_at, factor=factor,
-                    depth_dir=depth_dir, depth_factor=depth_factor, covis_dir=covis_dir if has_covis else None,
-                    center=[float(c) for c in center], scale=float(scale), name=name, info=info)
+        spec = {"scene": scene, "frames": frames, "sources": sources, "train_at": train_at, "factor": factor,
+                "depth_dir": depth_dir, "depth_factor": depth_factor, "covis_dir": covis_dir if has_covis else None,
+                "center": [float(c) for c in center], "scale": float(scale), "name": name, "info": info}
         refs.append(ItemRef(name, info, lambda spec=spec: _load(**spec)))
     return refs
 

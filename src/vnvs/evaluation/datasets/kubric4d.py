@@ -36,7 +36,15 @@ import numpy as np
 import torch
 
 from vnvs.errors import InputError
-from vnvs.evaluation.datasets.base import EvalItem, ItemRef, json_field, need_file, read_json_file, read_rgb, select_frames
+from vnvs.evaluation.datasets.base import (
+    EvalItem,
+    ItemRef,
+    json_field,
+    need_file,
+    read_json_file,
+    read_rgb,
+    select_frames,
+)
 from vnvs.geometry.se3 import invert_se3, quaternion_to_matrix
 
 BLENDER_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -160,8 +168,8 @@ def index_kubric4d(data: str | os.PathLike, *, source_view: int = 0, target_view
             name = f"{scene.name}/v{v}"
             info = {"name": name, "scene": scene.name, "source_view": source_view, "view": v, "frames": len(sel),
                     "height": cams[v][2][0], "width": cams[v][2][1]}
-            spec = dict(scene=scene, src=source_view, view=v, sel=sel, src_cam=cams[source_view], cam=cams[v],
-                        name=name, info=info)
+            spec = {"scene": scene, "src": source_view, "view": v, "sel": sel, "src_cam": cams[source_view],
+                    "cam": cams[v], "name": name, "info": info}
             refs.append(ItemRef(name, info, lambda spec=spec: _load(**spec)))
     return refs
 

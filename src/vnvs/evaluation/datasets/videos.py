@@ -64,9 +64,9 @@ def index_videos(data: str | os.PathLike, *, trajectory: str | None = None, mode
         cams = root / f"{stem}.cameras.json"
         info = {"name": stem, "video": video.name, "trajectory": traj.name if traj else trajectory,
                 "target": target.name if target else None, "depth": dfile.name if dfile else depth}
-        spec = dict(video=video, traj=str(traj) if traj else trajectory, mode=mode, target=target,
-                    depth=str(dfile) if dfile else depth, cameras=cams if cams.is_file() else None, stride=stride,
-                    max_frames=max_frames, device=device, info=info)
+        spec = {"video": video, "traj": str(traj) if traj else trajectory, "mode": mode, "target": target,
+                "depth": str(dfile) if dfile else depth, "cameras": cams if cams.is_file() else None,
+                "stride": stride, "max_frames": max_frames, "device": device, "info": info}
         refs.append(ItemRef(stem, info, lambda spec=spec: _load(**spec)))
     return refs
 
