@@ -45,7 +45,7 @@ def _grey(video: torch.Tensor) -> np.ndarray:
 
 
 def _corners(img: np.ndarray) -> np.ndarray:
-    pts = cv2.goodFeaturesToTrack(img, maxCorners=2000, qualityLevel=0.01, minDistance=5, blockSize=7)
+    pts = cv2.goodFeaturesToTrack(img, maxCorners=2000, qualityLevel=0.001, minDistance=4, blockSize=7)
     return np.zeros((0, 1, 2), np.float32) if pts is None else pts.astype(np.float32)
 
 
@@ -73,7 +73,7 @@ def relative_pose(p_ref: np.ndarray, p_t: np.ndarray, K_ref: np.ndarray, K_t: np
         return None
     a, b = _normalise(p_ref, K_ref), _normalise(p_t, K_t)
     focal = float(np.mean([K_ref[0, 0], K_ref[1, 1], K_t[0, 0], K_t[1, 1]]))
-    E, inliers = cv2.findEssentialMat(a, b, np.eye(3), method=cv2.RANSAC, prob=0.999, threshold=1.0 / focal)
+    E, inliers = cv2.findEssentialMat(a, b, np.eye(3), method=cv2.USAC_ACCURATE, prob=0.999, threshold=1.0 / focal)
     if E is None or E.shape[0] < 3 or inliers is None or int(inliers.sum()) < min_points:
         return None
     n, R, t, _ = cv2.recoverPose(E[:3], a, b, np.eye(3), mask=inliers.copy())
