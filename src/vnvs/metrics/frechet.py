@@ -21,6 +21,7 @@ Feature networks (one small interface, :class:`FeatureNetwork`: ``name``, ``vari
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,9 @@ class TorchScriptFeatures(FeatureNetwork):
 
     def __init__(self, path: str | os.PathLike, *, video: bool, name: str, variant: str, unbiased: bool,
                  device: str = "cpu"):
-        self.net = torch.jit.load(str(path), map_location=device).eval()
+        with warnings.catch_warnings():  # torch.jit.load is deprecated, yet it is how these files load
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.net = torch.jit.load(str(path), map_location=device).eval()
         self.video, self.device = video, device
         self.name, self.variant, self.unbiased = name, variant, unbiased
 
