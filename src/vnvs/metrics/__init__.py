@@ -4,7 +4,16 @@
 ``set_metrics``, ``camera_accuracy``, ``load_metric_networks``); ``docs/metrics.md`` documents each metric.
 """
 
+from vnvs.metrics.camera import camera_errors
+from vnvs.metrics.clip import ClipScorer, clip_scores, load_clip
 from vnvs.metrics.dycheck import dycheck_ssim_per_frame
+from vnvs.metrics.flow import epe_per_frame, flow_metrics
+from vnvs.metrics.frechet import (
+    FeatureNetwork,
+    frechet_distance,
+    load_fid_network,
+    load_fvd_network,
+)
 from vnvs.metrics.image import (
     nan_to_none,
     nanmean,
@@ -14,6 +23,7 @@ from vnvs.metrics.image import (
     ssim_from_map,
     ssim_map,
 )
+from vnvs.metrics.lpips import LPIPS, load_lpips, lpips_per_frame
 from vnvs.metrics.suite import (
     MetricOptions,
     Unavailable,
@@ -24,6 +34,8 @@ from vnvs.metrics.suite import (
     to_json,
 )
 
-__all__ = ["MetricOptions", "Unavailable", "camera_accuracy", "dycheck_ssim_per_frame", "load_metric_networks",
+__all__ = ["LPIPS", "ClipScorer", "FeatureNetwork", "MetricOptions", "Unavailable", "camera_accuracy", "camera_errors",
+           "clip_scores", "dycheck_ssim_per_frame", "epe_per_frame", "flow_metrics", "frechet_distance",
+           "load_clip", "load_fid_network", "load_fvd_network", "load_lpips", "load_metric_networks", "lpips_per_frame",
            "nan_to_none", "nanmean", "per_video_metrics", "psnr", "psnr_per_frame", "set_metrics", "ssim",
            "ssim_from_map", "ssim_map", "to_json"]
