@@ -413,6 +413,108 @@ case("eval-absurd-size")(lambda fx, tmp: ["eval", "--size", "100000", "--scenes"
                                           "--output", tmp / "out"])
 
 
+# ---------------------------------------------------------------- eval datasets in public layouts
+def _dycheck(edit):
+    """A DyCheck scene (exported procedural scene, 16 px, 3 frames) spoiled by ``edit(scene folder)``."""
+    def make(fx, tmp):
+        from vnvs.evaluation.datasets import export_dycheck_scene
+
+        scene = export_dycheck_scene(2**40, tmp / "dy" / "s", frames=3, size=16, val_cameras=1)
+        edit(scene)
+        return ["eval", "--benchmark", "dycheck", "--data", tmp / "dy", "--methods", "warp", "--output", tmp / "out"]
+    return make
+
+
+def _kubric(edit):
+    """A two-view Kubric-4D scene in GCD's layout (2 frames, 16x12) spoiled by ``edit(scene folder)``."""
+    def make(fx, tmp):
+        import cv2
+
+        scene = tmp / "kub" / "scn00001"
+        for v in range(2):
+            (scene / f"frames_p0_v{v}").mkdir(parents=True)
+            meta = {"scene": {"num_frames": 2, "resolution": [16, 12]},
+                    "camera": {"K": [[1.0, 0, -0.5], [0, -1.3, -0.5], [0, 0, -1]], "positions": [[0.1 * v, 0, 5]] * 2,
+                               "quaternions": [[1.0, 0, 0, 0]] * 2}}
+            (scene / f"scn00001_p0_v{v}.json").write_text(json.dumps(meta))
+            for t in range(2):
+                cv2.imwrite(str(scene / f"frames_p0_v{v}" / f"rgba_{t:05d}.png"), np.full((12, 16, 4), 128, np.uint8))
+                cv2.imwrite(str(scene / f"frames_p0_v{v}" / f"depth_{t:05d}.tiff"), np.full((12, 16, 1), 5, np.float32))
+        edit(scene)
+        return ["eval", "--benchmark", "kubric4d", "--data", tmp / "kub", "--methods", "warp", "--output", tmp / "out"]
+    return make
+
+
+def _png(path, size):
+    import cv2
+
+    cv2.imwrite(str(path), np.zeros((*size, 3), np.uint8))
+
+
+def _edit_json(path, fn):
+    path.write_text(json.dumps(fn(json.loads(path.read_text()))))
+
+
+case("eval-dycheck-no-data")(lambda fx, tmp: ["eval", "--benchmark", "dycheck", "--methods", "warp",
+                                              "--output", tmp / "out"])
+case("eval-dycheck-not-a-scene")(lambda fx, tmp: ["eval", "--benchmark", "dycheck", "--data", fx.root, "--methods",
+                                                  "warp", "--output", tmp / "out"])
+case("eval-dycheck-dataset-json-cut")(_dycheck(lambda s: (s / "dataset.json").write_text('{"train_ids": [')))
+case("eval-dycheck-no-val-ids")(_dycheck(lambda s: _edit_json(s / "dataset.json", lambda d: {**d, "val_ids": []})))
+case("eval-dycheck-metadata-missing")(_dycheck(lambda s: (s / "metadata.json").unlink()))
+case("eval-dycheck-metadata-no-entry")(_dycheck(lambda s: _edit_json(s / "metadata.json",
+                                                                     lambda d: {k: v for k, v in d.items() if k != "1_00001"})))
+case("eval-dycheck-scene-json-bad-scale")(_dycheck(lambda s: _edit_json(s / "scene.json", lambda d: {**d, "scale": "x"})))
+case("eval-dycheck-camera-missing")(_dycheck(lambda s: (s / "camera" / "1_00002.json").unlink()))
+case("eval-dycheck-camera-no-position")(_dycheck(lambda s: _edit_json(
+    s / "camera" / "0_00001.json", lambda d: {k: v for k, v in d.items() if k != "position"})))
+case("eval-dycheck-camera-not-rotation")(_dycheck(lambda s: _edit_json(
+    s / "camera" / "1_00000.json", lambda d: {**d, "orientation": [[2, 0, 0], [0, 1, 0], [0, 0, 1]]})))
+case("eval-dycheck-rgb-missing")(_dycheck(lambda s: (s / "rgb" / "1x" / "1_00001.png").unlink()))
+case("eval-dycheck-rgb-not-an-image")(_dycheck(lambda s: (s / "rgb" / "1x" / "0_00002.png").write_bytes(b"no png")))
+case("eval-dycheck-rgb-wrong-size")(_dycheck(lambda s: _png(s / "rgb" / "1x" / "1_00000.png", (8, 8))))
+case("eval-dycheck-depth-missing")(_dycheck(lambda s: (s / "depth" / "1x" / "0_00001.npy").unlink()))
+case("eval-dycheck-depth-garbage")(_dycheck(lambda s: (s / "depth" / "1x" / "0_00000.npy").write_bytes(b"\x93NUMPYxx")))
+case("eval-dycheck-depth-wrong-shape")(_dycheck(lambda s: np.save(s / "depth" / "1x" / "0_00002.npy",
+                                                                 np.ones((5, 7), np.float32))))
+case("eval-dycheck-covisible-missing")(_dycheck(lambda s: (s / "covisible" / "1x" / "val" / "1_00002.png").unlink()))
+case("eval-dycheck-no-rgb-at-factor")(lambda fx, tmp: _dycheck(lambda s: None)(fx, tmp) + ["--factor", "4"])
+case("eval-kubric-no-scene")(lambda fx, tmp: ["eval", "--benchmark", "kubric4d", "--data", fx.root, "--methods",
+                                              "warp", "--output", tmp / "out"])
+case("eval-kubric-rgba-missing")(_kubric(lambda s: (s / "frames_p0_v1" / "rgba_00001.png").unlink()))
+case("eval-kubric-depth-missing")(_kubric(lambda s: (s / "frames_p0_v0" / "depth_00000.tiff").unlink()))
+case("eval-kubric-depth-not-tiff")(_kubric(lambda s: (s / "frames_p0_v0" / "depth_00001.tiff").write_bytes(b"II*\x00")))
+case("eval-kubric-metadata-cut")(_kubric(lambda s: (s / "scn00001_p0_v1.json").write_text('{"scene": {')))
+case("eval-kubric-quaternions-short")(_kubric(lambda s: _edit_json(
+    s / "scn00001_p0_v0.json", lambda d: {**d, "camera": {**d["camera"], "quaternions": [[1.0, 0, 0, 0]]}})))
+case("eval-kubric-source-view-absent")(lambda fx, tmp: _kubric(lambda s: None)(fx, tmp) + ["--source-view", "7"])
+case("eval-kubric-target-views-bad")(lambda fx, tmp: _kubric(lambda s: None)(fx, tmp) + ["--target-views", "a,b"])
+case("eval-kubric-target-view-absent")(lambda fx, tmp: _kubric(lambda s: None)(fx, tmp) + ["--target-views", "5"])
+
+
+def _videos(fx, tmp, *files):
+    data = tmp / "vids"
+    data.mkdir()
+    shutil.copy(fx.clip, data / "a.mp4")
+    for name, content in files:
+        (data / name).write_bytes(content) if isinstance(content, bytes) else shutil.copy(content, data / name)
+    return ["eval", "--benchmark", "videos", "--data", data, "--methods", "warp", "--depth", fx.depth,
+            "--output", tmp / "out"]
+
+
+case("eval-videos-no-trajectory")(lambda fx, tmp: _videos(fx, tmp))
+case("eval-videos-empty-folder")(lambda fx, tmp: (tmp / "e").mkdir() or ["eval", "--benchmark", "videos", "--data",
+                                                                        tmp / "e", "--methods", "warp", "--output",
+                                                                        tmp / "out"])
+case("eval-videos-trajectory-cut")(lambda fx, tmp: _videos(fx, tmp, ("a.trajectory.json", b'{"version": 1, "fr')))
+case("eval-videos-target-not-a-video")(lambda fx, tmp: _videos(fx, tmp, ("a.trajectory.json", fx.traj),
+                                                         ("a.target.mp4", b"not a video")))
+for i, args in enumerate([["--lpips", "squeeze"], ["--stride", "0"], ["--max-frames", "0"], ["--factor", "0"],
+                          ["--sheets", "-1"], ["--renderer", "raytrace"]]):
+    case(f"eval-dataset-option-{i}-{args[0].lstrip('-')}")(
+        lambda fx, tmp, a=args: ["eval", "--benchmark", "dycheck", "--data", tmp, "--output", tmp / "out", *a])
+
+
 # ---------------------------------------------------------------- grids, finetuning, 4D scenes
 def _grid_folder(fx, tmp, edit=None):
     from vnvs.io.grid import write_grid

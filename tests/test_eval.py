@@ -42,7 +42,8 @@ def test_synthetic_benchmark_writes_reports(tmp_path, tiny_checkpoint, capsys):
                  "--output", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert sorted(p.name for p in out.iterdir()) == [".vnvs-output.json", "report.json", "report.md"]  # no temporaries
+    assert sorted(p.name for p in out.iterdir()) == [".vnvs-output.json", "items.csv", "plots", "report.json",
+                                                     "report.md"]  # no temporaries
     report = json.loads((out / "report.json").read_text())
     assert list(report["methods"]) == ["warp", "warp+inpaint", "tiny"]
     assert report["methods"]["tiny"]["generator"] == "tiny"

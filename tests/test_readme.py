@@ -110,6 +110,7 @@ def _user_files(work: Path, clip: Path) -> None:
     from vnvs.cameras import Cameras
     from vnvs.cameras.converters import write_colmap_text
     from vnvs.cameras.trajectory import Trajectory
+    from vnvs.evaluation.datasets import export_dycheck_scene
     from vnvs.io.video import probe_video
 
     shutil.copy(clip, work / "clip.mp4")
@@ -124,6 +125,8 @@ def _user_files(work: Path, clip: Path) -> None:
     shutil.copy(clip, work / "videos" / "clip.mp4")
     np.savez(work / "depth" / "clip.npz", depth=depth)
     write_colmap_text(Trajectory.from_cameras(Cameras.static(3, 48, 64)), work / "colmap" / "sparse" / "0")
+    # a DyCheck scene in its public layout (a procedural scene exported: 4 frames, 32 px, 2x images)
+    export_dycheck_scene(2**40, work / "dycheck" / "scene", frames=4, size=32, factors=(1, 2))
 
 
 def test_every_readme_command_runs_as_written(tmp_path, real_clip, tiny_depth_model):
@@ -150,6 +153,7 @@ def test_every_readme_command_runs_as_written(tmp_path, real_clip, tiny_depth_mo
     assert (work / "runs" / "dit-small" / "model" / "sampling.json").is_file()
     assert (work / "runs" / "a" / "model" / "config.json").is_file()
     assert (work / "eval_real" / "report.md").is_file() and (work / "eval" / "report.json").is_file()
+    assert json.loads((work / "eval_dycheck" / "report.json").read_text())["items"][0]["name"] == "scene/cam1"
     assert len(json.loads((work / "cams.json").read_text())["frames"]) == 3
     assert json.loads((work / "grid" / "grid.json").read_text())["views"] == 3
     assert (work / "clip-model" / "sampling.json").is_file()

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_trajectory)
 
     _add_prepare_parser(sub)
-    p = sub.add_parser("eval", help="score methods on a benchmark (PSNR / SSIM over co-visible and disoccluded regions)",
+    p = sub.add_parser("eval", help="score methods on a benchmark (synthetic, real, grid, dycheck, kubric4d, videos)",
                        description="Run methods on a benchmark and write report.json and report.md. "
                                    "See docs/evaluation.md.")
     add_config_arguments(p, EvalConfig)

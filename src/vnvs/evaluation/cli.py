@@ -9,8 +9,8 @@ import json
 from vnvs.evaluation.config import EVAL_FILES, EvalConfig
 from vnvs.evaluation.report import markdown_table
 from vnvs.evaluation.runner import run_eval
-from vnvs.utils.config_cli import config_from_args
 from vnvs.utils.atomic import check_output_folder
+from vnvs.utils.config_cli import config_from_args
 from vnvs.utils.outputs import check_destination
 
 
@@ -22,5 +22,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = run_eval(config)
     print(json.dumps({label: m["mean"] for label, m in report["methods"].items()}))
     print(markdown_table(report))
-    print(f"wrote {config.output}/report.json, report.md")
+    print(f"wrote {config.output}/report.json, report.md, items.csv" + ("" if "skipped" in (report.get("figures") or "")
+          else ", plots/") + (", sheets/" if "sheets/" in (report.get("figures") or "") else ""))
     return 0

@@ -14,6 +14,8 @@ Metric values are floats, or ``null`` where a region is empty (e.g. nothing diso
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -36,6 +38,8 @@ LABELS = {
     "psnr_nonmask": "PSNR not M", "ssim_nonmask": "SSIM not M",
     "seconds_per_frame": "s / frame",
     "view_error": "view err", "time_error": "time err", "seconds_per_cell": "s / cell",
+    "lpips": "LPIPS", "mpsnr": "mPSNR", "mssim": "mSSIM", "mlpips": "mLPIPS", "fid": "FID", "fvd": "FVD",
+    "rot_err_deg": "RotErr (deg)", "trans_dir_err_deg": "TransErr (deg)",
 }
 """Column titles of the Markdown table."""
 
@@ -68,21 +72,52 @@ def machine_info(device: str | torch.device | None = None) -> dict:
     }
 
 
+def is_number(value) -> bool:
+    """A metric value that counts: a finite or infinite float/int, not None, NaN or ``{"unavailable": ...}``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def unavailable_reason(rows: list[dict], key: str) -> str | None:
+    """The reason a metric is unavailable in rows (``{"unavailable": reason}``), or None."""
+    for r in rows:
+        v = r.get(key)
+        if isinstance(v, dict) and "unavailable" in v:
+            return str(v["unavailable"])
+    return None
+
+
 def mean_metrics(rows: list[dict], keys: list[str]) -> dict:
-    """Mean of each metric over rows, skipping ``None`` (empty regions); ``None`` when no row has it."""
+    """Mean of each metric over rows, skipping ``None`` (empty regions); ``None`` when no row has it, or
+    ``{"unavailable": reason}`` when the metric could not be computed for any row."""
     out = {}
     for k in keys:
-        vals = [r[k] for r in rows if r.get(k) is not None and not math.isnan(r[k])]
-        out[k] = sum(vals) / len(vals) if vals else None
+        vals = [r[k] for r in rows if is_number(r.get(k))]
+        reason = None if vals else unavailable_reason(rows, k)
+        out[k] = sum(vals) / len(vals) if vals else ({"unavailable": reason} if reason else None)
+    return out
+
+
+def spread_metrics(rows: list[dict], keys: list[str]) -> dict:
+    """Standard deviation (population) of each metric over rows; None with fewer than two values."""
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if is_number(r.get(k))]
+        if len(vals) < 2:
+            out[k] = None
+            continue
+        m = sum(vals) / len(vals)
+        out[k] = math.sqrt(sum((v - m) ** 2 for v in vals) / len(vals))
     return out
 
 
 def _fmt(key: str, value) -> str:
+    if isinstance(value, dict):
+        return "n/a"
     if value is None:
         return "-"
-    if key.startswith("psnr"):
+    if "psnr" in key or key in ("fid", "fvd"):
         return f"{value:.2f}"
-    if key.startswith("ssim"):
+    if "ssim" in key or "lpips" in key:
         return f"{value:.4f}"
     return f"{value:.3g}"
 
@@ -106,7 +141,18 @@ def render_markdown(report: dict) -> str:
               "(regions that are empty in an item are skipped):", "", markdown_table(report), ""]
     if report.get("notes"):
         lines += [report["notes"], ""]
-    keys = [k for k in report["metrics"] if k.startswith("psnr")]
+    if report.get("protocol"):
+        lines += ["Protocol:", ""] + [f"- {k}: {v}" for k, v in report["protocol"].items()] + [""]
+    missing = {}
+    for m in report["methods"].values():
+        for k, v in m["mean"].items():
+            if isinstance(v, dict) and "unavailable" in v:
+                missing.setdefault(k, v["unavailable"])
+    if missing:
+        lines += ["Not measured (n/a): " + "; ".join(f"{LABELS.get(k, k)}: {r}" for k, r in missing.items()) + ".", ""]
+    if report.get("figures"):
+        lines += [report["figures"], ""]
+    keys = [k for k in report["metrics"] if "psnr" in k]
     if report["items"] and keys:
         lines += [f"PSNR per {report['item_name']}:", ""]
         labels = list(report["methods"])
@@ -127,13 +173,27 @@ def build_report(benchmark: str, item_name: str, settings: dict, items: list[dic
     """Assemble the report dict; ``methods[label]`` holds ``spec``, ``generator`` and per-item ``items``."""
     for m in methods.values():
         m["mean"] = mean_metrics(m["items"], metrics)
+        m["std"] = spread_metrics(m["items"], metrics)
     return {"benchmark": benchmark, "version": REPORT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "item_name": item_name, "settings": settings, "machine": machine_info(device), "metrics": metrics,
             "notes": notes, "items": items, "methods": methods}
 
 
+def items_csv(report: dict) -> str:
+    """``items.csv``: one row per item x method with every per-item metric (empty: not measured or empty region)."""
+    keys = [k for k in report["metrics"] if k not in report.get("set_metrics", [])]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", report["item_name"], "method", *keys])
+    for label, m in report["methods"].items():
+        for i, row in enumerate(m["items"]):
+            name = report["items"][i].get("name", i) if i < len(report["items"]) else i
+            w.writerow([i, name, label, *[repr(float(row[k])) if is_number(row.get(k)) else "" for k in keys]])
+    return buf.getvalue()
+
+
 def write_report(report: dict, output: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` into ``output``, each atomically."""
+    """Write ``report.json``, ``report.md`` and ``items.csv`` into ``output``, each atomically."""
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "report.json", out / "report.md"
@@ -141,4 +201,6 @@ def write_report(report: dict, output: str | os.PathLike) -> tuple[Path, Path]:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     with atomic_path(md_path) as tmp:
         tmp.write_text(render_markdown(report))
+    with atomic_path(out / "items.csv") as tmp:
+        tmp.write_text(items_csv(report))
     return json_path, md_path

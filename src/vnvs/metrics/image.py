@@ -20,6 +20,37 @@ def _check(pred: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"pred and target must both be (T, C, H, W), got {tuple(pred.shape)} and {tuple(target.shape)}")
 
 
+def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+                   max_val: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of each frame; with a mask, the MSE is taken over the mask's
+    pixels and all channels (DyCheck's ``compute_psnr``: a masked mean of the squared error).
+
+    Args:
+        pred, target: ``(T, C, H, W)`` in [0, ``max_val``].
+        mask: ``(T, H, W)`` bool; only these pixels count.
+
+    Returns:
+        ``(T,)`` float64: NaN where a frame's mask is empty; capped at 100 dB for exact matches.
+
+    Example:
+        >>> x = torch.zeros(2, 3, 4, 4); y = x + 0.1
+        >>> psnr_per_frame(x, y).round(decimals=2).tolist()
+        [20.0, 20.0]
+    """
+    _check(pred, target)
+    err = (pred.double() - target.double()).pow(2).mean(1)  # (T, H, W)
+    if mask is None:
+        mse = err.flatten(1).mean(1)
+        keep = torch.ones_like(mse, dtype=torch.bool)
+    else:
+        m = mask.to(err.device).double()
+        count = m.flatten(1).sum(1)
+        mse = (err * m).flatten(1).sum(1) / count.clamp(min=1)
+        keep = count > 0
+    vals = 10 * torch.log10(max_val**2 / mse.clamp(min=1e-10))
+    return torch.where(keep, vals, torch.full_like(vals, float("nan")))
+
+
 def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, max_val: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB, per frame then averaged.
 
@@ -28,27 +59,26 @@ def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = N
         mask: ``(T, H, W)`` bool; only these pixels count.
 
     Returns:
-        Mean PSNR over frames (NaN when the mask is empty everywhere; capped at 100 dB for exact matches).
+        Mean PSNR over frames (frames with an empty mask skipped, NaN when the mask is empty everywhere;
+        capped at 100 dB for exact matches).
 
     Example:
         >>> x = torch.zeros(1, 3, 4, 4); y = x + 0.1
         >>> round(psnr(x, y), 2)
         20.0
     """
-    _check(pred, target)
-    err = (pred.double() - target.double()).pow(2).mean(1)  # (T, H, W)
-    if mask is None:
-        mse = err.flatten(1).mean(1)
-        keep = torch.ones_like(mse, dtype=torch.bool)
-    else:
-        m = mask.double()
-        count = m.flatten(1).sum(1)
-        mse = (err * m).flatten(1).sum(1) / count.clamp(min=1)
-        keep = count > 0
-    if not keep.any():
-        return float("nan")
-    vals = 10 * torch.log10(max_val**2 / mse[keep].clamp(min=1e-10))
-    return float(vals.mean())
+    return nanmean(psnr_per_frame(pred, target, mask, max_val))
+
+
+def nanmean(values: torch.Tensor) -> float:
+    """Mean of the finite-or-infinite entries of a 1-D tensor, ignoring NaN; NaN when all are NaN.
+
+    Example:
+        >>> nanmean(torch.tensor([1.0, float("nan"), 3.0]))
+        2.0
+    """
+    keep = ~torch.isnan(values)
+    return float(values[keep].double().mean()) if keep.any() else float("nan")
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64) -> torch.Tensor:
