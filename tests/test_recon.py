@@ -15,7 +15,7 @@ from vnvs.io.grid import write_grid
 from vnvs.io.video import probe_video
 from vnvs.recon.config import ReconSettings
 from vnvs.recon.formats import read_ply, read_scene, write_ply
-from vnvs.recon.losses import photometric_loss, visibility_weights
+from vnvs.recon.losses import _ssim_map_conv, photometric_loss, ssim_map, visibility_weights
 from vnvs.recon.optimize import _densify, _make_optimizer, _lrs, reconstruct, render_views
 from vnvs.recon.scene import DeformableGaussians
 from vnvs.synthetic.grids import procedural_grid
@@ -99,6 +99,18 @@ def test_densify_clones_splits_prunes_and_keeps_adam_rows():
     assert state["exp_avg"].shape == (5, 3) and float(state["exp_avg"][2:].abs().sum()) == 0
     assert opt.param_groups[0]["params"][0] is scene.means
     assert float(exp_avg_1.abs().sum()) > 0  # the split parent's moments left with it
+
+
+@pytest.mark.parametrize("size", [(128, 128), (30, 47), (12, 16)])
+def test_ssim_by_banded_matrices_equals_the_convolution(size):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, *size, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(3, *size, generator=g, dtype=torch.float64)
+    a, b = ssim_map(x, y), _ssim_map_conv(x, y)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    ga, = torch.autograd.grad(a.sum(), x)
+    gb, = torch.autograd.grad(b.sum(), x)
+    torch.testing.assert_close(ga, gb, rtol=0, atol=1e-12)
 
 
 def test_visibility_weights_follow_the_viewing_angle():
