@@ -119,13 +119,23 @@ def _small_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 
 def project_gaussians(means: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor, w2c: torch.Tensor,
-                      K: torch.Tensor, width: int, height: int) -> Projected:
-    """Project 3D Gaussians to 2D with the EWA Jacobian (differentiable in every input but the radii).
+                      K: torch.Tensor, width: int, height: int, backend: str = "torch") -> Projected:
+    """Project 3D Gaussians to 2D with the EWA Jacobian (differentiable in means, log-scales and
+    quaternions; not in the cameras or the radii).
 
     Args:
         means: ``(N, 3)`` world positions; log_scales: ``(N, 3)``; quats: ``(N, 4)`` ``(w, x, y, z)``.
         w2c: ``(4, 4)``; K: ``(3, 3)`` in pixels of a ``height x width`` image.
+        backend: ``torch`` (tensor code and autograd: the definition) or ``numba`` (one compiled pass
+            per Gaussian and a hand-written backward, :mod:`vnvs.recon._project_numba`; CPU tensors).
     """
+    if backend == "numba":
+        w2c64, K64 = w2c.detach().double().cpu(), K.detach().double().cpu()
+        means2d, conics, depths, radii = _NumbaProject.apply(means, log_scales, quats, w2c64, K64, int(width),
+                                                             int(height))
+        return Projected(means2d, conics, depths, radii)
+    if backend != "torch":
+        raise ValueError(f"unknown projection backend {backend!r}; expected torch or numba")
     dtype = means.dtype
     w2c = w2c.to(dtype)
     K = K.to(dtype)
@@ -158,6 +168,43 @@ def project_gaussians(means: torch.Tensor, log_scales: torch.Tensor, quats: torc
         on = (mx + radii > 0) & (mx - radii < width) & (my + radii > 0) & (my - radii < height)
         radii = torch.where(ok & on & torch.isfinite(mx) & torch.isfinite(my), radii, torch.zeros_like(radii))
     return Projected(means2d, conics, z, radii)
+
+
+class _NumbaProject(torch.autograd.Function):
+    """:func:`project_gaussians` through the compiled kernels (float64 inside)."""
+
+    @staticmethod
+    def forward(ctx, means, log_scales, quats, w2c, K, width, height):
+        from vnvs.recon._project_numba import project_forward
+
+        arrays = [np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float64)) for x in (means, log_scales, quats)]
+        R, t = np.ascontiguousarray(w2c[:3, :3].numpy()), np.ascontiguousarray(w2c[:3, 3].numpy())
+        cam = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
+        n = means.shape[0]
+        means2d, conics, depths = np.empty((n, 2)), np.empty((n, 3)), np.empty(n)
+        radii = np.empty(n, dtype=np.int64)
+        project_forward(*arrays, R, t, *cam, width, height, means2d, conics, depths, radii)
+        ctx.state = (arrays, R, t, cam, width, height)
+        ctx.mark_non_differentiable(radii_t := torch.from_numpy(radii).to(means.device))
+        dtype, device = means.dtype, means.device
+        return (*(torch.from_numpy(x).to(device=device, dtype=dtype) for x in (means2d, conics, depths)), radii_t)
+
+    @staticmethod
+    def backward(ctx, g_means2d, g_conics, g_depths, _g_radii):
+        from vnvs.recon._project_numba import project_backward
+
+        arrays, R, t, cam, width, height = ctx.state
+        n = arrays[0].shape[0]
+        grads = [np.zeros((n, 2)) if g_means2d is None else g_means2d.detach().cpu().double().numpy(),
+                 np.zeros((n, 3)) if g_conics is None else g_conics.detach().cpu().double().numpy(),
+                 np.zeros(n) if g_depths is None else g_depths.detach().cpu().double().numpy()]
+        out = [np.empty((n, 3)), np.empty((n, 3)), np.empty((n, 4))]
+        project_backward(*arrays, R, t, *cam, width, height, *(np.ascontiguousarray(g) for g in grads), *out)
+        like = ctx.needs_input_grad
+        device = g_means2d.device if g_means2d is not None else torch.device("cpu")
+        dtype = g_means2d.dtype if g_means2d is not None else torch.float32
+        res = [torch.from_numpy(o).to(device=device, dtype=dtype) if need else None for o, need in zip(out, like[:3])]
+        return (*res, None, None, None, None)
 
 
 @dataclass
@@ -354,7 +401,8 @@ def rasterize(means: torch.Tensor, log_scales: torch.Tensor, quats: torch.Tensor
     backend = _pick(backend, means.device)
     if backend == "gsplat":
         return _rasterize_gsplat(means, log_scales, quats, opacity_logits, colors, w2c, K, width, height, bg)
-    proj = project_gaussians(means, log_scales, quats, w2c, K, width, height)
+    fused = backend == "numba" and means.device.type == "cpu"
+    proj = project_gaussians(means, log_scales, quats, w2c, K, width, height, backend="numba" if fused else "torch")
     if proj.means2d.requires_grad:
         proj.means2d.retain_grad()
     lists = bin_tiles(proj.means2d, proj.depths, proj.radii, width, height)
