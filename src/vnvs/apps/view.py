@@ -51,8 +51,8 @@ def open_view(config: ViewConfig):
     Returns ``(server, viewable, state)``; ``server.get_port()`` is the port it listens on (the next free one
     when ``config.port`` is taken).
     """
-    viewable = load_viewable(config.path, view=config.view, max_points=config.max_points)
     check_destination(config.trajectory_out, "file")
+    viewable = load_viewable(config.path, view=config.view, max_points=config.max_points)
     viser = _import_viser()
     server = viser.ViserServer(host=config.host, port=config.port, label="vnvs view", verbose=False)
     state = _ViewerState(server, viewable, config)
