@@ -40,10 +40,19 @@ WINDOW = (1000, 700)
 
 
 def _browser() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name):
-            return found
-    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+    """The first Chromium or Chrome that runs (a snap stub that cannot start in a container does not count)."""
+    names = [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")]
+    for path in [n for n in names if n] + ["/usr/bin/chromium"]:
+        if not os.access(path, os.X_OK):
+            continue
+        try:
+            out = subprocess.run([path, "--headless=new", "--no-sandbox", "--version"], capture_output=True, text=True,
+                                 timeout=20, start_new_session=True)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and re.search(r"Chrom(e|ium) \d+", out.stdout):
+            return path
+    return None
 
 
 BROWSER = _browser()
