@@ -239,6 +239,21 @@ def test_editor_records_the_browser_camera_and_saves_a_trajectory(folders, tmp_p
         torch.testing.assert_close(resolve_trajectory(out, source, 1.0).w2c, traj.w2c)
         state.clear_keyframes()
         assert not state.keyframes and state.kf_label.content == "0 keyframes"
+        # Play walks the time steps at the grid's fps (12) and loops; Pause stops it
+        seen = set()
+        state.toggle_play()
+        assert state.play.label == "Pause"
+        t0 = time.monotonic()
+        while len(seen) < viewable.num_times and time.monotonic() - t0 < 5:
+            seen.add(int(state.slider.value))
+            time.sleep(0.01)
+        state.toggle_play()
+        assert seen == set(range(viewable.num_times)) and state.play.label == "Play"
+        assert state.step == int(state.slider.value)  # the slider's callback showed each step
+        time.sleep(0.3)
+        stopped = int(state.slider.value)
+        time.sleep(0.3)
+        assert int(state.slider.value) == stopped
     finally:
         if browser is not None:
             _kill(browser)

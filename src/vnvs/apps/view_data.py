@@ -389,7 +389,7 @@ def viser_to_opencv(position, wxyz, fov: float, height: int, width: int) -> tupl
 
     Example:
         >>> w2c, K = viser_to_opencv((0.0, 0.0, -5.0), (1.0, 0.0, 0.0, 0.0), math.radians(90), 100, 200)
-        >>> w2c[:3, 3].tolist(), K[1, 1].item(), K[0, 2].item()
+        >>> w2c[:3, 3].tolist(), round(K[1, 1].item(), 9), K[0, 2].item()
         ([0.0, 0.0, 5.0], 50.0, 99.5)
     """
     if not (0 < float(fov) < math.pi):
