@@ -248,6 +248,7 @@ def test_render_output_with_and_without_depth(clip, tmp_path, capsys):
     pts = v.frame(3)
     uv, z = _project(pts.points, video.w2c[3], video.K[3])
     valid = video.depth[3] > 0
+    np.testing.assert_allclose(z, video.depth[3][valid].numpy(), rtol=1e-4)
     ys, xs = torch.nonzero(valid, as_tuple=True)
     np.testing.assert_allclose(uv, np.stack([xs.numpy(), ys.numpy()], 1), atol=1e-3)
     # colours: the source frame (cut from side_by_side.mp4, so within H.264's error)

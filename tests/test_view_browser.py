@@ -47,7 +47,7 @@ def _browser() -> str | None:
             continue
         try:
             out = subprocess.run([path, "--headless=new", "--no-sandbox", "--version"], capture_output=True, text=True,
-                                 timeout=20, start_new_session=True)
+                                 timeout=20, start_new_session=True, check=False)
         except (OSError, subprocess.TimeoutExpired):
             continue
         if out.returncode == 0 and re.search(r"Chrom(e|ium) \d+", out.stdout):

@@ -108,7 +108,7 @@ class _ViewerState:
         if source is None:
             return
         i = min(self.step, source.w2c.shape[0] - 1)
-        position, wxyz, fov = opencv_to_viser(source.w2c[i], source.K[i], source.height)
+        position, _, fov = opencv_to_viser(source.w2c[i], source.K[i], source.height)
         c2w = invert_se3(source.w2c[i].double()).numpy()
         up = -c2w[:3, 1]
         scene.set_up_direction(tuple(float(x) for x in up))
@@ -157,7 +157,7 @@ class _ViewerState:
     # ---- panel -------------------------------------------------------------------------------
 
     def build(self) -> None:
-        gui, server = self.server.gui, self.server
+        gui = self.server.gui
         v = self.v
         self.step = v.num_times // 2 if v.kind == "scene" else 0
         self._set_initial_camera()

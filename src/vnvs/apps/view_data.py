@@ -17,10 +17,12 @@ camera centre, ``fov`` the vertical field of view in radians (:func:`viser_to_op
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -44,6 +46,8 @@ KEYFRAME_COLOR = (220, 30, 160)
 """Keyframes of the trajectory editor and the path through them: magenta."""
 
 Kind = Literal["scene", "ply", "grid", "render"]
+CACHED_STEPS = 512
+"""Time steps whose splats / points are kept once computed (playback loops over them without recomputing)."""
 
 
 @dataclass
@@ -211,14 +215,11 @@ def _load_scene(path: Path) -> Viewable:
         raise InputError(f"{path}/{SCENE_JSON}: malformed cameras or times ({e})") from None
     if not times or w2c.ndim != 4 or w2c.shape[1:] != (len(times), 4, 4) or K.shape != (*w2c.shape[:2], 3, 3):
         raise InputError(f"{path}/{SCENE_JSON}: cameras must be views x {len(times)} times of w2c 4x4 and K 3x3")
-    cache: dict[int, Splats] = {}
-
+    @functools.lru_cache(maxsize=CACHED_STEPS)
     def at(i: int) -> Splats:
-        if i not in cache:
-            with torch.no_grad():
-                g = scene.at(times[i])
-                cache[i] = _splats(g.means, g.log_scales, g.quats, g.opacity_logits, g.f_dc)
-        return cache[i]
+        with torch.no_grad():
+            g = scene.at(times[i])
+            return _splats(g.means, g.log_scales, g.quats, g.opacity_logits, g.f_dc)
 
     return Viewable("scene", path, len(times), fps, times, at, _grid_paths(w2c, K, H, W), (H, W), look,
                     views=int(w2c.shape[0]))
@@ -270,7 +271,6 @@ def _load_grid(path: Path, view: int | None, max_points: int) -> Viewable:
     paths = _grid_paths(grid.w2c, grid.K, H, W)
     notes = []
     shown: list[list[int]] = [[view] if view is not None else list(range(V))]
-    cache: dict[tuple[int, tuple[int, ...]], Points | None] = {}
     look = None
     if grid.depth is None:
         notes.append(f"{path} has no depth.npz: showing the camera paths only")
@@ -279,16 +279,14 @@ def _load_grid(path: Path, view: int | None, max_points: int) -> Viewable:
         good = grid.depth[valid]
         look = float(good.median()) if good.numel() else None
 
+    @functools.lru_cache(maxsize=CACHED_STEPS)
+    def lift(i: int, views: tuple[int, ...]) -> Points | None:
+        idx = list(views)
+        valid = grid.valid[idx, i] if grid.valid is not None else grid.depth[idx, i] > 0
+        return lift_points(grid.frames[idx, i], grid.depth[idx, i], valid, grid.w2c[idx, i], grid.K[idx, i], max_points)
+
     def at(i: int) -> Points | None:
-        if grid.depth is None:
-            return None
-        vs = tuple(shown[0])
-        if (i, vs) not in cache:
-            idx = list(vs)
-            valid = grid.valid[idx, i] if grid.valid is not None else grid.depth[idx, i] > 0
-            cache[(i, vs)] = lift_points(grid.frames[idx, i], grid.depth[idx, i], valid, grid.w2c[idx, i],
-                                         grid.K[idx, i], max_points)
-        return cache[(i, vs)]
+        return None if grid.depth is None else lift(int(i), tuple(shown[0]))
 
     def set_views(views: list[int] | None) -> None:
         shown[0] = list(range(V)) if views is None else [v for v in views if 0 <= v < V]
@@ -317,7 +315,7 @@ def _load_render(path: Path, max_points: int) -> Viewable:
         notes.append(f"{path} has no cameras.json (an output of an older vnvs render): the source cameras are unknown")
     paths.append(CameraPath("target", "target", traj.w2c, traj.K, traj.height, traj.width))
     n_times = len(source) if source is not None else int(traj.times.max()) + 1
-    frame_of: dict[int, Points | None] = {}
+    frame_of: dict[int, torch.Tensor] = {}
     look = None
     if source is None:
         pass
@@ -332,17 +330,18 @@ def _load_render(path: Path, max_points: int) -> Viewable:
         valid = maps.valid if maps.valid is not None else maps.depth > 0
         good = maps.depth[valid]
         look = float(good.median()) if good.numel() else None
-        frames = source_frames(sbs, traj, (source.height, source.width))
-        for t, img in frames.items():
-            frame_of[t] = lift_points(img[None], maps.depth[t : t + 1], valid[t : t + 1], source.w2c[t : t + 1],
-                                      source.K[t : t + 1], max_points)
+        frame_of = source_frames(sbs, traj, (source.height, source.width))
     shown = sorted(frame_of)
+
+    @functools.lru_cache(maxsize=CACHED_STEPS)
+    def lift(t: int) -> Points | None:
+        return lift_points(frame_of[t][None], maps.depth[t : t + 1], valid[t : t + 1], source.w2c[t : t + 1],
+                           source.K[t : t + 1], max_points)
 
     def at(i: int) -> Points | None:
         if not shown:
             return None
-        j = min(shown, key=lambda t: (abs(t - i), t))  # source frames no target frame showed: the nearest one
-        return frame_of[j]
+        return lift(min(shown, key=lambda t: (abs(t - i), t)))  # a source frame no target frame showed: the nearest
 
     times = [i / max(n_times - 1, 1) for i in range(n_times)]
     size = (source.height, source.width) if source is not None else (traj.height, traj.width)
@@ -367,7 +366,7 @@ def source_frames(side_by_side: Path, traj: Trajectory, size: tuple[int, int]) -
             continue
         img = decoded[i]
         panel_h = img.shape[0]  # side_by_side scales every panel to the tallest height
-        panel_w = max(1, int(round(W * panel_h / H)))
+        panel_w = max(1, round(W * panel_h / H))
         panel = img[:, :panel_w]
         if panel.shape[:2] != (H, W):
             panel = cv2.resize(np.ascontiguousarray(panel), (W, H), interpolation=cv2.INTER_AREA)
