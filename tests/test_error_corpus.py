@@ -565,6 +565,25 @@ case("render-scene-not-a-scene")(lambda fx, tmp: ["render-scene", fx.root, "--tr
                                                   tmp / "out"])
 case("view-missing-path")(lambda fx, tmp: ["view", tmp / "nothing"])
 case("view-port-out-of-range")(lambda fx, tmp: ["view", fx.root, "--port", "70000"])
+case("view-folder-of-nothing-viewable")(lambda fx, tmp: ["view", fx.root])
+case("view-file-not-a-ply")(lambda fx, tmp: ["view", fx.clip])
+case("view-ply-broken")(lambda fx, tmp: ["view", _folder_with(tmp, {"broken.ply": "ply\nformat ascii 1.0\nend_header\n1 2 3\n"})
+                                         / "broken.ply"])
+case("view-grid-view-out-of-range")(lambda fx, tmp: ["view", _grid_folder(fx, tmp), "--view", "5"])
+case("view-view-negative")(lambda fx, tmp: ["view", _grid_folder(fx, tmp), "--view", "-1"])
+case("view-max-points-zero")(lambda fx, tmp: ["view", _grid_folder(fx, tmp), "--max-points", "0"])
+case("view-trajectory-out-is-a-folder")(lambda fx, tmp: ["view", _grid_folder(fx, tmp), "--trajectory-out", tmp])
+case("view-scene-json-malformed")(lambda fx, tmp: ["view", _folder_with(tmp, {"scene.json": "{"})])
+case("view-render-output-bad-trajectory")(lambda fx, tmp: ["view", _folder_with(
+    tmp, {"trajectory.json": '{"format": "vnvs-trajectory"}', "side_by_side.mp4": fx.clip.read_bytes()})])
+
+
+def _folder_with(tmp, files: dict) -> Path:
+    path = tmp / "folder"
+    path.mkdir()
+    for name, data in files.items():
+        (path / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
 
 
 def _snapshot(folder: Path) -> dict:

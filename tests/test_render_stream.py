@@ -197,8 +197,8 @@ def test_time_going_back_uses_spilled_frames(clip, tmp_path, capsys):
     err_fwd = (novel - source).abs().mean()
     assert err_rev < 0.03 and err_rev < err_fwd / 2, (err_rev, err_fwd)
     # the spilled buffers are working files: they stay out of the output
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".vnvs-output.json", "conditioning.mp4", "novel.mp4",
-                                                                  "side_by_side.mp4", "trajectory.json"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [".vnvs-output.json", "cameras.json", "conditioning.mp4",
+                                                                  "novel.mp4", "side_by_side.mp4", "trajectory.json"]
 
 
 def _k_file(tmp_path, K):

@@ -94,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "file (bullet time included) to render.mp4. See docs/recon.md.")
     add_config_arguments(p, RenderSceneConfig)
     p.set_defaults(func=_cmd_render_scene)
-    p = sub.add_parser("view", help="open a 4D Gaussian scene folder or a 3DGS PLY in the browser (viser; the viewer extra)",
-                       description="Serve a scene folder (with a time slider) or a 3DGS PLY file with viser. "
-                                   "Needs pip install 'vnvs[viewer]'. See docs/recon.md.")
+    p = sub.add_parser("view", help="open a scene folder, 3DGS PLY, grid folder or render output in the browser (viser)",
+                       description="Serve a 4D Gaussian scene folder, a 3DGS PLY file, a grid folder or a `vnvs render` "
+                                   "output folder with viser: time slider and play button, source and target camera "
+                                   "paths, and a trajectory editor that saves keyframes as a vnvs trajectory JSON. "
+                                   "Needs pip install 'vnvs[viewer]'. See docs/viewer.md.")
     add_config_arguments(p, ViewConfig)
     p.set_defaults(func=_cmd_view)
     for command in sub.choices.values():

@@ -18,7 +18,7 @@ from vnvs.defaults import (
 from vnvs.utils import validate
 from vnvs.utils.memory import FRAME_BYTES_PER_PIXEL, check_fits
 
-RENDER_FILES = ("novel.mp4", "conditioning.mp4", "side_by_side.mp4", "trajectory.json", "depth.npz")
+RENDER_FILES = ("novel.mp4", "conditioning.mp4", "side_by_side.mp4", "trajectory.json", "cameras.json", "depth.npz")
 """What ``vnvs render`` writes into its output folder."""
 DEMO_FILES = ("novel.mp4", "conditioning.mp4", "comparison.png", "metrics.json", "trajectory.json")
 """What ``vnvs demo`` writes into its output folder."""

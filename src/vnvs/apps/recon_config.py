@@ -80,15 +80,25 @@ class ViewConfig:
     """Settings of ``vnvs view``."""
 
     path: Path = field(metadata={"positional": True})
-    """Scene folder written by `vnvs reconstruct` (with a time slider) or a 3DGS PLY file."""
+    """Scene folder (`vnvs reconstruct`), 3DGS PLY file, grid folder (`vnvs grid`) or `vnvs render` output folder."""
     port: int = 8080
-    """Port of the viewer's web server."""
+    """Port of the viewer's web server (the next free one when it is taken)."""
     host: str = "127.0.0.1"
-    """Address the web server listens on (0.0.0.0 to share it on the network)."""
+    """Address the web server listens on (0.0.0.0 shares it with the network; see docs/viewer.md)."""
+    view: int | None = None
+    """Grid folders: show this view's point clouds only (default every view; the panel switches)."""
+    trajectory_out: Path = Path("trajectory.json")
+    """File the trajectory editor's Save button writes (a vnvs trajectory JSON, replaced atomically)."""
+    max_points: int = 200_000
+    """Most points of a point cloud per time step (grid and render outputs; pixels are taken at a stride)."""
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
+        self.trajectory_out = Path(self.trajectory_out)
         validate.need(validate.is_int(self.port) and 1 <= self.port <= 65535, f"port must be in 1..65535, got {self.port!r}")
+        validate.need(self.view is None or (validate.is_int(self.view) and self.view >= 0),
+                      f"view must be an integer >= 0, got {self.view!r}")
+        validate.positive_int(self.max_points, "max_points")
 
 
 SCENE_FILES = ("scene.json", "canonical.safetensors", "deformation.safetensors", "ply")

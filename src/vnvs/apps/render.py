@@ -120,10 +120,11 @@ class _Outputs:
             self.valid.write(valid.numpy().astype(np.bool_, copy=False).tobytes())
             self.depth_frames = start + depth.shape[0]
 
-    def finish(self, traj: Trajectory) -> list[str]:
+    def finish(self, traj: Trajectory, cameras: Cameras) -> list[str]:
         for w in (self.novel, self.cond, self.sbs):
             w.close()
         traj.save(self.tmp / "trajectory.json")
+        Trajectory.from_cameras(cameras, meta={"role": "source cameras"}).save(self.tmp / "cameras.json")
         if self.depth is not None:
             self.depth.close()
             self.valid.close()
@@ -162,7 +163,8 @@ class _Outputs:
 
 def run_render(config: RenderConfig) -> dict:
     """Render the novel view and write ``novel.mp4``, ``conditioning.mp4``, ``side_by_side.mp4``,
-    ``trajectory.json`` (and ``depth.npz`` when asked) into ``config.output``. Returns a summary."""
+    ``trajectory.json``, ``cameras.json`` (the source cameras) and ``depth.npz`` (when asked) into
+    ``config.output``. Returns a summary."""
     start_time = time.perf_counter()
     generator = get_generator(config.generator, **generator_options(config))
     video, cameras, depth, source, _ = open_source(config)
@@ -183,7 +185,7 @@ def run_render(config: RenderConfig) -> dict:
         if config.save_depth:
             source.drain()  # the rest of the depth, for depth.npz
         traj = _first_frames(traj, written)
-        names = outputs.finish(traj)
+        names = outputs.finish(traj, cameras)
         staged.close()  # the staged folder replaces the output folder whole
     except BaseException:
         if outputs is not None:
