@@ -175,6 +175,26 @@ def test_dycheck_benchmark_end_to_end(dycheck_root, tmp_path, capsys):
     assert "bars.png" in plots and "per_frame_mpsnr.png" in plots
 
 
+def test_dycheck_benchmark_with_feature_networks(dycheck_root, tiny_metric_networks, tmp_path, capsys):
+    """LPIPS, mLPIPS, FID and CLIP through `vnvs eval` with (small, random) networks loaded from folders."""
+    nets = tiny_metric_networks
+    out = tmp_path / "eval"
+    code = main(["eval", "--benchmark", "dycheck", "--data", str(dycheck_root), "--methods", "warp,warp+inpaint",
+                 "--max-frames", "4", "--factor", "1", "--sheets", "0", "--lpips-weights", str(nets["lpips"]),
+                 "--fid-weights", str(nets["fid_fvd"]), "--fvd-weights", str(nets["fid_fvd"]),
+                 "--clip-model", str(nets["clip"]), "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    warp, wi = report["methods"]["warp"]["mean"], report["methods"]["warp+inpaint"]["mean"]
+    for m in (warp, wi):
+        assert all(isinstance(m[k], float) and math.isfinite(m[k]) for k in ("lpips", "mlpips", "fid")), m
+        assert "unavailable" in m["fvd"]  # 4-frame videos hold no 16-frame clip: said, not an error
+    assert 0 <= wi["mlpips"] and wi["lpips"] < warp["lpips"]  # black holes are further from the truth
+    assert wi["fid"] < warp["fid"]
+    md = (out / "report.md").read_text()
+    assert "inception-2015-12-05" in md and "LPIPS" in md
+
+
 def test_kubric4d_benchmark_end_to_end(tmp_path, capsys):
     _write_kubric_scene(tmp_path / "data", views=2, frames=3)
     out = tmp_path / "eval"

@@ -126,43 +126,9 @@ def test_frechet_distance_closed_form_and_scipy():
     assert frechet_distance(*feature_stats(x), *feature_stats(x)) == pytest.approx(0, abs=1e-9)
 
 
-class _TinyI3D(torch.nn.Module):
-    """Stands in for StyleGAN-V's i3d_torchscript.pt: same call signature (uint8 (B, 3, T, H, W),
-    rescale / resize / return_features flags), a 3D conv net with a 12-d feature."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 12, (3, 5, 5), stride=(2, 4, 4))
-        self.head = torch.nn.Linear(12, 5)
-
-    def forward(self, x: torch.Tensor, rescale: bool = False, resize: bool = False, return_features: bool = False) -> torch.Tensor:
-        x = x.float()
-        if rescale:
-            x = x / 127.5 - 1
-        if resize:
-            x = torch.nn.functional.interpolate(x, size=(x.shape[2], 32, 32), mode="trilinear", align_corners=False)
-        f = torch.tanh(self.conv(x)).mean((2, 3, 4))
-        return f if return_features else self.head(f)
-
-
-class _TinyInception(torch.nn.Module):
-    """Stands in for StyleGAN's TorchScript inception-2015-12-05.pt: uint8 (N, 3, H, W) in, 10-d features."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 10, 5, stride=3)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return torch.tanh(self.conv(x.float() / 127.5 - 1)).mean((2, 3))
-
-
 @pytest.fixture(scope="module")
-def fid_fvd_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fidfvd")
-    torch.manual_seed(0)
-    torch.jit.script(_TinyInception().eval()).save(str(folder / STYLEGAN_INCEPTION_FILE))
-    torch.jit.script(_TinyI3D().eval()).save(str(folder / I3D_FILE))
-    return folder
+def fid_fvd_folder(tiny_metric_networks):
+    return tiny_metric_networks["fid_fvd"]
 
 
 def test_fid_and_fvd_end_to_end(fid_fvd_folder):
@@ -253,3 +219,12 @@ def test_clip_scores_with_a_tiny_random_model(tmp_path):
     with torch.no_grad():
         out = scorer.model(pixel_values=x, input_ids=torch.zeros(1, 3, dtype=torch.long))
     assert torch.allclose(scorer.embed(moving), torch.nn.functional.normalize(out.image_embeds, dim=-1), atol=1e-5)
+
+
+def test_lpips_on_frames_too_small_is_unavailable_not_an_error(tiny_metric_networks):
+    opts = MetricOptions(lpips="alex", lpips_weights=str(tiny_metric_networks["lpips"]), clip_model="")
+    nets = load_metric_networks(opts, which=("lpips",))
+    r = per_video_metrics(_video(0, 2, 16), _video(1, 2, 16), options=opts, nets=nets)
+    assert isinstance(r["lpips"], Unavailable) and "31 pixels" in r["lpips"].reason
+    assert isinstance(r["psnr"], float)
+    assert isinstance(per_video_metrics(_video(0, 2, 40), _video(1, 2, 40), options=opts, nets=nets)["lpips"], float)

@@ -49,7 +49,7 @@ from vnvs.metrics.frechet import (
     load_fvd_network,
 )
 from vnvs.metrics.image import nanmean, psnr_per_frame
-from vnvs.metrics.lpips import load_lpips, lpips_per_frame
+from vnvs.metrics.lpips import MIN_SIZE, load_lpips, lpips_per_frame
 
 
 @dataclass
@@ -179,6 +179,9 @@ def per_video_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tens
         per_frame["mssim"] = dycheck_ssim_per_frame(pred, target, mask)
     result: dict[str, Any] = {}
     lp = nets.get("lpips", Unavailable("LPIPS network not loaded")) if options.lpips else Unavailable("LPIPS switched off (lpips=None)")
+    if not isinstance(lp, Unavailable) and min(pred.shape[-2:]) < MIN_SIZE[lp.net_name]:
+        lp = Unavailable(f"LPIPS-{lp.net_name} needs frames of at least {MIN_SIZE[lp.net_name]} pixels a side, "
+                         f"got {tuple(pred.shape[-2:])}")
     if isinstance(lp, Unavailable):
         result["lpips"] = result["mlpips"] = lp
     else:
