@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from vnvs.cli import main
+from vnvs.errors import InputError
 from vnvs.io.grid import write_grid
 from vnvs.io.video import probe_video
 from vnvs.recon.config import ReconSettings
@@ -154,6 +155,50 @@ def test_cli_reconstruct_and_render_scene(grid, tmp_path, capsys):
     assert probe_video(out_dir / "render.mp4").num_frames == 6
     traj = json.loads((out_dir / "trajectory.json").read_text())
     assert len({f["time"] for f in traj["frames"]}) == 1  # bullet time: one grid column
+
+
+@pytest.fixture(scope="module")
+def tiny_learned(tmp_path_factory):
+    from vnvs.models import NovelViewModel, get_preset
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("stage2") / "tiny-dit"
+    NovelViewModel.from_config(get_preset("dit-tiny")).save_pretrained(path)
+    return path
+
+
+def test_stage2_refiner_keeps_the_source_row_and_refines_the_others(grid, tiny_learned):
+    from vnvs.generators import LearnedGenerator, WarpGenerator
+    from vnvs.recon.stage2 import generator_refiner
+
+    gen = LearnedGenerator(tiny_learned, steps=2, composite=False)
+    fn = generator_refiner(gen, grid, strength=0.5, seed=1)
+    cells = [(v, t) for v in range(3) for t in range(4)]
+    renders = torch.rand(len(cells), 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = fn(renders, cells)
+    assert out.shape == renders.shape and torch.equal(out, fn(renders, cells))  # seeded
+    torch.testing.assert_close(out[:4], grid.frames[0].float())  # the input video stays the target of its row
+    assert float((out[4:] - renders[4:]).abs().mean()) > 1e-3  # the other rows are redrawn
+    with pytest.raises(InputError, match="learned generator"):
+        generator_refiner(WarpGenerator(), grid)
+
+
+def test_cli_reconstruct_with_stage2(grid, tiny_learned, tmp_path, capsys):
+    gdir = tmp_path / "grid"
+    write_grid(gdir, grid)
+    fast = ["--steps", "20", "--deform-warmup", "5", "--densify-every", "10", "--mlp-width", "16", "--mlp-layers", "2",
+            "--max-gaussians", "2000", "--device", "cpu"]
+    code = main(["reconstruct", str(gdir), "-o", str(tmp_path / "scene"), "--stage2", str(tiny_learned), "--stage2-steps",
+                 "6", "--stage2-sampling-steps", "2", *fast])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert json.loads(out.splitlines()[0])["steps"] == 26
+    doc = json.loads((tmp_path / "scene" / "scene.json").read_text())
+    assert doc["stage2"] == {"generator": str(tiny_learned), "steps": 6, "strength": 0.4}
+    code = main(["reconstruct", str(gdir), "-o", str(tmp_path / "scene2"), "--stage2", "warp+inpaint", *fast])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "learned generator" in err
+    assert not (tmp_path / "scene2").exists()
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -321,3 +321,49 @@ def test_cuda_device_without_cuda_is_refused_not_ignored():
         resolve_device("gpu0")
     with pytest.raises(InputError, match="no CUDA device"):
         get_generator("default", device="cuda:0")
+
+
+def test_strength_starts_from_the_noised_frames(tiny_model):
+    """SDEdit: the first step's input is (1 - sigma) encode(frames) + sigma noise at sigma of the first kept
+    step; the output stays closer to the frames as strength falls; strength 1 ignores them."""
+    pipe = NovelViewPipeline(tiny_model)
+    control = _control(3, 16, 16, seed=4)[None]
+    init = torch.rand(1, 3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    seen = []
+    original = tiny_model.forward
+
+    def spy(x, t, **kw):
+        seen.append((x.clone(), float(t[0])))
+        return original(x, t, **kw)
+
+    tiny_model.forward = spy
+    try:
+        pipe(control, num_inference_steps=4, seed=0, init_frames=init, strength=0.5)
+    finally:
+        del tiny_model.forward
+    assert len(seen) == 2  # the last round(4 * 0.5) of 4 steps
+    pipe.scheduler.set_timesteps(4)
+    sigma = float(pipe.scheduler.sigmas[2])
+    noise = pipe.prepare_latents(seen[0][0].shape, seed=0)
+    expected = (1 - sigma) * tiny_model.encode(init) + sigma * noise
+    torch.testing.assert_close(seen[0][0], expected, rtol=1e-5, atol=1e-5)
+    assert seen[0][1] == pytest.approx(1000 * sigma, rel=1e-4)
+    dist = [float((pipe(control, num_inference_steps=4, seed=0, init_frames=init, strength=s) - init).abs().mean())
+            for s in (0.25, 1.0)]
+    assert dist[0] < dist[1]
+    torch.testing.assert_close(pipe(control, num_inference_steps=4, seed=0, init_frames=init, strength=1.0),
+                               pipe(control, num_inference_steps=4, seed=0))
+    with pytest.raises(ValueError, match="strength"):
+        pipe(control, num_inference_steps=4, init_frames=init, strength=0.0)
+
+
+def test_refine_runs_in_windows_and_checks_its_inputs(tiny_folder):
+    gen = LearnedGenerator(tiny_folder, steps=4, window=3, overlap=1, composite=False)
+    control, frames = _control(5, 16, 16, seed=5), torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    out = gen.refine(control, frames, strength=0.25, seed=0)
+    assert out.shape == (5, 3, 16, 16) and torch.equal(out, gen.refine(control, frames, strength=0.25, seed=0))
+    assert float((out - frames).abs().mean()) < float((gen(control, seed=0) - frames).abs().mean())
+    with pytest.raises(InputError, match="frames must be"):
+        gen.refine(control, frames[:4])
+    with pytest.raises(InputError, match="strength"):
+        gen.refine(control, frames, strength=1.5)

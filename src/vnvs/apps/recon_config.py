@@ -28,11 +28,24 @@ class ReconstructConfig:
     """Continue from the latest checkpoint of an interrupted run with the same OUTPUT."""
     recon: ReconSettings = field(default_factory=ReconSettings)
     """Optimisation settings."""
+    stage2: str | None = None
+    """Second stage (off by default): a learned generator (default, or a saved model folder) that noises and
+    denoises the renders of the fitted scene into new targets, fitted for --stage2-steps more steps."""
+    stage2_steps: int = 300
+    """Steps fitted on the refined targets."""
+    stage2_strength: float = 0.4
+    """Noise level the renders are taken to before the generator denoises them, in (0, 1]."""
+    stage2_sampling_steps: int | None = None
+    """Sampling steps of the stage-2 generator (default: its sampling.json)."""
 
     def __post_init__(self) -> None:
         self.input = Path(self.input)
         self.output = Path(self.output)
         validate.seed(self.seed)
+        validate.positive_int(self.stage2_steps, "stage2_steps")
+        validate.positive_int(self.stage2_sampling_steps, "stage2_sampling_steps", optional=True)
+        validate.need(validate.is_number(self.stage2_strength) and 0 < self.stage2_strength <= 1,
+                      f"stage2_strength must be in (0, 1], got {self.stage2_strength!r}")
 
 
 @dataclass

@@ -13,11 +13,13 @@ from vnvs.apps.recon_config import RENDER_SCENE_FILES, ReconstructConfig, Render
 from vnvs.cameras import Cameras
 from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.errors import InputError
+from vnvs.generators import get_generator
 from vnvs.io.grid import read_grid
 from vnvs.io.video import write_video
 from vnvs.metrics.image import psnr
 from vnvs.recon.formats import read_scene, write_scene
 from vnvs.recon.optimize import reconstruct, render_views
+from vnvs.recon.stage2 import generator_refiner
 from vnvs.utils.atomic import staged_output
 from vnvs.utils.device import resolve_device
 
@@ -88,7 +90,15 @@ def run_reconstruct(config: ReconstructConfig) -> dict:
     if config.output.exists() and not config.output.is_dir():
         raise InputError(f"{config.output}: exists and is not a folder")
     ckpt = checkpoint_dir(config.output)
-    result = reconstruct(grid, config.recon, train_views=train, seed=config.seed, checkpoint_dir=ckpt, resume=config.resume)
+    stage2 = None
+    if config.stage2 is not None:
+        options = {"device": config.recon.device} if config.recon.device is not None else {}
+        if config.stage2_sampling_steps is not None:
+            options["steps"] = config.stage2_sampling_steps
+        stage2 = generator_refiner(get_generator(config.stage2, **options), grid, strength=config.stage2_strength,
+                                   seed=config.seed)
+    result = reconstruct(grid, config.recon, train_views=train, seed=config.seed, checkpoint_dir=ckpt,
+                         resume=config.resume, stage2=stage2, stage2_steps=config.stage2_steps)
     bg = torch.ones(3) if config.recon.background == "white" else torch.zeros(3)
     scores = {}
     mid = T // 2
@@ -105,7 +115,9 @@ def run_reconstruct(config: ReconstructConfig) -> dict:
         "look_at_depth": float(grid.meta.get("look_at_depth", float(valid_depth.median()) if valid_depth.numel() else 1.0)),
         "cameras": {"w2c": _rounded(grid.w2c), "K": _rounded(grid.K)},
         "source": str(config.input), "train_views": train, "holdout_views": holdout, "seed": config.seed,
-        "settings": config.recon.to_dict(), "steps": result.steps, "seconds": round(result.seconds, 2),
+        "settings": config.recon.to_dict(), "steps": result.steps,
+        "stage2": None if config.stage2 is None else {"generator": config.stage2, "steps": config.stage2_steps,
+                                                      "strength": config.stage2_strength}, "seconds": round(result.seconds, 2),
         "scores": scores,
     }
     with staged_output(config.output, SCENE_FILES) as tmp:

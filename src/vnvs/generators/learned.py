@@ -163,13 +163,21 @@ class LearnedGenerator:
         """Frames shared by neighbouring windows."""
         return self._retry.overlap
 
-    def _generate_clip(self, control: torch.Tensor, seed: int) -> torch.Tensor:
-        """One window: resize and pad for the model, sample, crop and resize back."""
+    def _generate_clip(self, control: torch.Tensor, seed: int, strength: float = 1.0) -> torch.Tensor:
+        """One window: resize and pad for the model, sample, crop and resize back. With ``strength < 1``
+        the control carries three more channels, the frames to start from (see :meth:`refine`)."""
+        init = None
+        if control.shape[1] > CONTROL_CHANNELS:
+            control, init = control[:, :CONTROL_CHANNELS], control[:, CONTROL_CHANNELS:]
         T, _, H, W = control.shape
         size = working_size(H, W, self.spatial_multiple, self.resolution)
         x = pad_frames(resize_control(control.float(), size), self.temporal_multiple)
+        if init is not None:
+            init = pad_frames(F.interpolate(init.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+                              if size != (H, W) else init.float(), self.temporal_multiple)[None]
         frames = self.pipeline(x[None], num_inference_steps=self.steps, guidance_scale=self.guidance, shift=self.shift,
-                               seed=seed, show_progress=self.show_progress)[0, :T].float().cpu()
+                               seed=seed, show_progress=self.show_progress, init_frames=init,
+                               strength=strength)[0, :T].float().cpu()
         if size != (H, W):
             frames = F.interpolate(frames, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
         if self.composite:
@@ -186,3 +194,25 @@ class LearnedGenerator:
         if control.shape[0] == 0:
             raise InputError("control signal has no frames")
         return self._retry(self._generate_clip, control, seed)
+
+    def refine(self, control: torch.Tensor, frames: torch.Tensor, *, strength: float = 0.5, seed: int = 0) -> torch.Tensor:
+        """Noise ``frames`` to ``sigma = strength`` and denoise them under ``control`` (SDEdit): the
+        generator's prior redraws detail while the layout of ``frames`` stays. Used to refine renders of
+        a reconstruction into targets (Full-4D's and SV4D 2.0's second stage).
+
+        Args:
+            control: ``(T, 9, H, W)`` control signal of the frames' cameras.
+            frames: ``(T, 3, H, W)`` in [0, 1], e.g. renders of a 4D scene.
+            strength: in (0, 1]; 1 ignores ``frames`` (plain generation).
+
+        Returns:
+            ``(T, 3, H, W)`` float32 frames in [0, 1] on the CPU.
+        """
+        if control.dim() != 4 or control.shape[1] != CONTROL_CHANNELS:
+            raise InputError(f"control signal must be (T, {CONTROL_CHANNELS}, H, W), got {tuple(control.shape)}")
+        if tuple(frames.shape) != (control.shape[0], 3, *control.shape[-2:]):
+            raise InputError(f"frames must be {(control.shape[0], 3, *control.shape[-2:])}, got {tuple(frames.shape)}")
+        if not 0 < float(strength) <= 1:
+            raise InputError(f"strength must be in (0, 1], got {strength}")
+        both = torch.cat([control.float(), frames.float().to(control.device)], dim=1)  # windows split both alike
+        return self._retry(lambda x, s: self._generate_clip(x, s, float(strength)), both, seed)

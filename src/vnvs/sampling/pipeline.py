@@ -135,6 +135,7 @@ class NovelViewPipeline:
     def __call__(self, control: torch.Tensor, *, num_inference_steps: int | None = None, guidance_scale: float = 1.0,
                  shift: float | None = None, seed: int = 0, generator: torch.Generator | None = None,
                  text_embeds: torch.Tensor | None = None, latents: torch.Tensor | None = None,
+                 init_frames: torch.Tensor | None = None, strength: float = 1.0,
                  show_progress: bool = False, output_type: str = "frames") -> torch.Tensor:
         """Sample frames for a batch of control signals.
 
@@ -151,6 +152,11 @@ class NovelViewPipeline:
             generator: a ``torch.Generator`` for the initial noise, instead of ``seed``.
             text_embeds: ``(B, L, D)`` text embeddings passed to the model (None: its null tokens).
             latents: initial noise ``(B, T', C, h, w)`` instead of drawing it.
+            init_frames: ``(B, T, 3, H, W)`` frames in [0, 1] to start from (SDEdit): they are encoded,
+                noised to ``sigma = strength`` and denoised from there, so the result keeps their
+                layout and the model redraws the detail.
+            strength: how much noise ``init_frames`` get, in (0, 1]; the last ``round(steps * strength)``
+                of the ``steps`` Euler steps run (1: pure noise, ``init_frames`` ignored).
             show_progress: show a bar over the steps.
             output_type: ``"frames"`` (decoded, ``(B, T, 3, H, W)`` in [0, 1]) or ``"latents"``.
 
@@ -174,9 +180,19 @@ class NovelViewPipeline:
             text_embeds = text_embeds.to(device=device, dtype=self.dtype)
         x = latents.to(device=device, dtype=torch.float32) if latents is not None else \
             self.prepare_latents(latent_shape(self.model, B, T, H, W), seed, generator)
+        if not 0 < float(strength) <= 1:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
 
         scheduler.set_timesteps(steps, device=device)
         timesteps = scheduler.timesteps
+        if init_frames is not None and float(strength) < 1:
+            if tuple(init_frames.shape) != (B, T, 3, H, W):
+                raise ValueError(f"init_frames must be {(B, T, 3, H, W)}, got {tuple(init_frames.shape)}")
+            start = steps - max(1, round(steps * float(strength)))
+            timesteps = timesteps[start:]
+            scheduler.set_begin_index(start)
+            init = self.model.encode(init_frames.to(device=device, dtype=self.dtype)).float()
+            x = scheduler.scale_noise(init, timesteps[:1], x)
         if show_progress:
             timesteps = progress(timesteps, desc="sampling", total=len(timesteps), unit="step")
         for t in timesteps:
