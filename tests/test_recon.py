@@ -12,12 +12,12 @@ import torch
 
 from vnvs.cli import main
 from vnvs.errors import InputError
-from vnvs.io.grid import write_grid
+from vnvs.io.grid import Grid, write_grid
 from vnvs.io.video import probe_video
 from vnvs.recon.config import ReconSettings
 from vnvs.recon.formats import read_ply, read_scene, write_ply
 from vnvs.recon.losses import _ssim_map_conv, photometric_loss, ssim_map, visibility_weights
-from vnvs.recon.optimize import _densify, _make_optimizer, _lrs, reconstruct, render_views
+from vnvs.recon.optimize import _densify, _lrs, _make_optimizer, grid_targets, reconstruct, render_views
 from vnvs.recon.scene import DeformableGaussians
 from vnvs.synthetic.grids import procedural_grid
 
@@ -114,6 +114,16 @@ def test_ssim_by_banded_matrices_equals_the_convolution(size):
     torch.testing.assert_close(ga, gb, rtol=0, atol=1e-12)
 
 
+def test_cells_without_depth_count_fully(grid):
+    """A `vnvs grid` folder holds depth for its source row only: the generated rows must still supervise."""
+    partial = Grid(grid.frames, grid.w2c, grid.K, fps=grid.fps, time=grid.time, depth=grid.depth.clone(),
+                   valid=grid.valid.clone())
+    partial.valid[1:] = False
+    _, w = grid_targets(partial, ReconSettings(**FAST))
+    assert torch.equal(w[1:], torch.ones_like(w[1:]))
+    assert float(w[0].min()) >= 0 and float(w[0].max()) <= 1 and float(w[0].mean()) < 1
+
+
 def test_visibility_weights_follow_the_viewing_angle():
     K = torch.tensor([[[20.0, 0, 15.5], [0, 20, 15.5], [0, 0, 1]]])
     ys = torch.arange(32.0)[:, None].expand(32, 32)
@@ -199,6 +209,39 @@ def test_cli_reconstruct_with_stage2(grid, tiny_learned, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("error:") == 1 and "learned generator" in err
     assert not (tmp_path / "scene2").exists()
+
+
+def test_render_output_reconstructs_as_a_two_row_grid(tmp_path, capsys):
+    import numpy as np
+
+    from vnvs.apps.render_grid import grid_from_render_output
+    from vnvs.cameras.trajectory import Trajectory
+    from vnvs.io.video import write_video
+    from vnvs.synthetic import generate_scene, render_source_video
+
+    video = render_source_video(generate_scene(5), num_frames=5, size=(24, 32), seed=5)
+    write_video(tmp_path / "clip.mp4", video.frames, fps=5, crf=0)
+    np.save(tmp_path / "depth.npy", video.depth.numpy())
+    Trajectory(video.w2c, video.K, 24, 32).save(tmp_path / "cameras.json")
+    base = ["render", str(tmp_path / "clip.mp4"), "--depth", str(tmp_path / "depth.npy"), "--cameras",
+            str(tmp_path / "cameras.json"), "--generator", "warp+inpaint", "--trajectory", "orbit:10"]
+    assert main(base + ["--save-depth", "-o", str(tmp_path / "r")]) == 0, capsys.readouterr().err
+    grid = grid_from_render_output(tmp_path / "r")
+    assert grid.frames.shape == (2, 5, 3, 24, 32) and grid.time_index.tolist() == [0, 1, 2, 3, 4]
+    torch.testing.assert_close(grid.w2c[0], video.w2c.float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(grid.depth[0], torch.where(video.depth > 0, video.depth, 0).float(), atol=1e-4, rtol=1e-4)
+    assert not grid.valid[1].any() and float((grid.frames[0] - video.frames.float()).abs().mean()) < 0.05
+    scene = tmp_path / "scene"
+    fast = ["--steps", "20", "--deform-warmup", "5", "--densify-every", "10", "--mlp-width", "16", "--mlp-layers", "2",
+            "--max-gaussians", "2000", "--device", "cpu"]
+    assert main(["reconstruct", str(tmp_path / "r"), "-o", str(scene), *fast]) == 0, capsys.readouterr().err
+    doc = json.loads((scene / "scene.json").read_text())
+    assert doc["views"] == 2 and doc["times"] == 5
+    assert main(base + ["-o", str(tmp_path / "nodepth")]) == 0
+    capsys.readouterr()
+    assert main(["reconstruct", str(tmp_path / "nodepth"), "-o", str(tmp_path / "s2"), *fast]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "--save-depth" in err and not (tmp_path / "s2").exists()
 
 
 @pytest.mark.parametrize("args,needle", [

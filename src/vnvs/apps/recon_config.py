@@ -15,7 +15,8 @@ class ReconstructConfig:
     """Settings of ``vnvs reconstruct``."""
 
     input: Path = field(metadata={"positional": True})
-    """Grid folder (grid.json, one video per view, depth.npz; see docs/conventions.md)."""
+    """Grid folder (grid.json, one video per view, depth.npz; see docs/conventions.md), or a vnvs render output
+    folder written with --save-depth (read as a two-row grid: the source video and the novel view)."""
     output: Path = field(default=Path("vnvs_scene"), metadata={"short": "-o"})
     """Scene folder to write (replaced atomically when complete)."""
     ply_times: str = "middle"

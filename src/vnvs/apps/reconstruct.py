@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from vnvs.apps.render_grid import grid_from_render_output, is_render_output
 from vnvs.apps.recon_config import RENDER_SCENE_FILES, ReconstructConfig, RenderSceneConfig, SCENE_FILES
 from vnvs.cameras import Cameras
 from vnvs.cameras.resolve import resolve_trajectory
@@ -79,7 +80,7 @@ def checkpoint_dir(output: Path) -> Path:
 def run_reconstruct(config: ReconstructConfig) -> dict:
     """Fit a scene to a grid folder and write the scene folder atomically. Returns a summary."""
     start = time.perf_counter()
-    grid = read_grid(config.input)
+    grid = grid_from_render_output(config.input) if is_render_output(config.input) else read_grid(config.input)
     V, T = grid.views, grid.times
     H, W = grid.size
     if grid.depth is None:

@@ -169,8 +169,12 @@ def grid_targets(grid: Grid, settings: ReconSettings) -> tuple[torch.Tensor, tor
         raise InputError("reconstruction needs the grid's depth (depth.npz in the grid folder) to place the Gaussians")
     V, T, _, H, W = grid.frames.shape
     weights = visibility_weights(grid.depth.reshape(V * T, H, W), grid.K.reshape(V * T, 3, 3),
-                                 grid.valid.reshape(V * T, H, W), floor=settings.visibility_floor)
-    return grid.frames.float(), weights.reshape(V, T, H, W)
+                                 grid.valid.reshape(V * T, H, W), floor=settings.visibility_floor).reshape(V, T, H, W)
+    # a cell without any depth (a generated row of a `vnvs grid` folder) has no visibility to weigh by:
+    # every pixel counts fully, rather than not at all
+    no_depth = ~grid.valid.reshape(V, T, -1).any(-1)
+    weights[no_depth] = 1.0
+    return grid.frames.float(), weights
 
 
 def reconstruct(grid: Grid, settings: ReconSettings | None = None, *, train_views: list[int] | None = None,
