@@ -198,4 +198,21 @@ def test_command_line_method_names_are_grid_presets():
     from vnvs.apps.grid_config import GRID_METHODS
     from vnvs.models.grid import GRID_PRESETS
 
-    assert set(GRID_METHODS) - {"independent"} <= set(GRID_PRESETS)
+    assert set(GRID_METHODS) - {"independent", "4real-trained"} <= set(GRID_PRESETS)
+
+
+def test_the_shipped_trained_grid_model_loads_and_fills_a_grid():
+    from vnvs.generators.grid import get_grid_generator
+
+    gen = get_grid_generator("4real-trained", steps=2)
+    assert gen.name == "4real-trained" and gen.model.config.method == "4real"
+    V, T, S = 3, 4, 32
+    frames = torch.rand(V, T, 3, S, S, generator=torch.Generator().manual_seed(0))
+    known = torch.zeros(V, T, dtype=torch.bool)
+    known[0], known[:, 0] = True, True
+    K = torch.tensor([[32.0, 0, 15.5], [0, 32, 15.5], [0, 0, 1]]).expand(V, T, 3, 3)
+    w2c = torch.eye(4).expand(V, T, 4, 4).clone()
+    w2c[1, :, 0, 3], w2c[2, :, 0, 3] = 0.05, 0.1
+    out = gen(frames, known, w2c, K, seed=0)
+    assert out.shape == frames.shape and torch.equal(out[known], frames[known])
+    assert float(out.min()) >= 0 and float(out.max()) <= 1 and float(out[~known].std()) > 0.01

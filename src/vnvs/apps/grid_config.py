@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vnvs.apps.config import RenderConfig
+from vnvs.defaults import TRAINED_GRID_METHOD
 from vnvs.utils import validate
 
-GRID_METHODS = ("independent", "4real", "sv4d", "full4d", "4real-sequential", "4real-hard", "4real-soft-free",
-                "4real-hard-free")
+GRID_METHODS = ("independent", TRAINED_GRID_METHOD, "4real", "sv4d", "full4d", "4real-sequential", "4real-hard",
+                "4real-soft-free", "4real-hard-free")
 """Built-in ``--method`` names; a folder saved by ``GridModel.save_pretrained`` is accepted too.
-``independent``: every view rendered on its own by the novel-view generator (the baseline);
-the others: the grid model presets of :mod:`vnvs.models.grid` on the shipped DiT, untrained (4Real-Video's
-training-free variants are ``4real-soft-free``, ``4real-hard-free`` and ``4real-sequential``)."""
+``independent``: every view rendered on its own by the novel-view generator (the baseline, the most
+accurate per view); ``4real-trained``: the trained 4Real-Video grid model that ships with vnvs (more
+consistent across views and times, less accurate; BENCHMARKS.md); the others: the grid model presets of
+:mod:`vnvs.models.grid` on the shipped DiT, untrained (4Real-Video's training-free variants are
+``4real-soft-free``, ``4real-hard-free`` and ``4real-sequential``)."""
 
 
 @dataclass

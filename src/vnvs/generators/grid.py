@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from vnvs.cameras.camera import scale_intrinsics
+from vnvs.defaults import SHIPPED_GRID_CHECKPOINT, TRAINED_GRID_METHOD
 from vnvs.errors import InputError
 from vnvs.generators.windows import blend_weights, window_starts
 from vnvs.models.grid import GRID_MODEL_METHODS, GRID_PRESETS, GridModel, grid_preset, is_grid_model_folder
@@ -152,6 +153,11 @@ def get_grid_generator(method: str, *, steps: int | None = None, device: str | N
     """The grid generator ``method`` names: a grid model preset (``4real``, ``sv4d``, ``full4d`` and the
     4Real-Video ablations of :data:`vnvs.models.grid.GRID_PRESETS`, on the shipped DiT, untrained layers
     at their initialisation) or a saved grid model folder."""
+    if method == TRAINED_GRID_METHOD:
+        shipped = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED_GRID_CHECKPOINT
+        if not is_grid_model_folder(shipped):
+            raise InputError(f"the shipped grid model ({SHIPPED_GRID_CHECKPOINT}) is missing from this installation")
+        return GridGenerator(shipped, steps=steps, device=device, window=window, name=TRAINED_GRID_METHOD)
     path = Path(method).expanduser()
     if path.is_dir() and not (method in GRID_PRESETS and not is_grid_model_folder(path)):
         if not is_grid_model_folder(path):
