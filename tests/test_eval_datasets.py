@@ -195,6 +195,23 @@ def test_dycheck_benchmark_with_feature_networks(dycheck_root, tiny_metric_netwo
     assert "inception-2015-12-05" in md and "LPIPS" in md
 
 
+def test_grid_models_are_methods_of_the_dataset_benchmarks(dycheck_root, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(["eval", "--benchmark", "dycheck", "--data", str(dycheck_root), "--methods",
+                 "warp+inpaint,grid=grid:4real-trained", "--max-frames", "4", "--factor", "1", "--steps", "2",
+                 "--sheets", "1", "--lpips", "none", "--output", str(out)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    grid = report["methods"]["grid"]
+    assert grid["spec"] == "grid:4real-trained" and math.isfinite(grid["mean"]["psnr"])
+    assert grid["mean"]["psnr"] > 10 and len(grid["items"][0]["per_frame"]["psnr"]) == 4
+    # benchmarks that hold only control signals refuse them in one line
+    code = main(["eval", "--benchmark", "synthetic", "--methods", "grid:4real-trained", "--scenes", "1",
+                 "--output", str(tmp_path / "syn")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("error:") == 1 and "source video" in err
+
+
 def test_kubric4d_benchmark_end_to_end(tmp_path, capsys):
     _write_kubric_scene(tmp_path / "data", views=2, frames=3)
     out = tmp_path / "eval"

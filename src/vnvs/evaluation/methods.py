@@ -5,8 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from vnvs.cameras.camera import scale_intrinsics
+from vnvs.defaults import DEFAULT_GENERATOR
 from vnvs.errors import InputError
 from vnvs.generators import get_generator
+from vnvs.generators.grid import get_grid_generator
 
 
 @dataclass
@@ -52,15 +58,70 @@ def parse_methods(text: str | list[str]) -> list[Method]:
     return methods
 
 
-def load_generators(methods: list[Method], **options) -> dict[str, object]:
+GRID_PREFIX = "grid:"
+"""A method ``grid:NAME`` is the grid model ``NAME`` (``4real-trained``, a grid preset or a grid model folder)."""
+
+
+@dataclass
+class GridMethod:
+    """A grid model as a method of the dataset benchmarks. The item's source video (row 0, with its depth)
+    and its target camera path (row 1) form a two-row time x view grid; the first target frame comes
+    from the novel-view generator (the freeze-time sweep of the first frame, as ``vnvs grid`` does), and
+    the grid model fills the rest of the target row, which is the prediction."""
+
+    grid: object
+    """A :class:`vnvs.generators.grid.GridGenerator`."""
+    novel: object
+    """The novel-view generator of the first target frame."""
+    name: str
+    needs_item = True
+    """The scoring loop passes the item (source video, depth, cameras), not only the control signal."""
+
+    def __call__(self, control: torch.Tensor, *, seed: int = 0, item=None) -> torch.Tensor:
+        if item is None:
+            raise InputError(f"{self.name} needs the source video: use the dycheck, kubric4d or videos benchmark")
+        N, (H, W) = control.shape[0], item.size
+        src, depth, valid = item.frames[item.times].float(), item.depth[item.times].float(), item.valid[item.times]
+        K_src, w2c_src = item.K_src[item.times].float(), item.w2c_src[item.times].float()
+        if tuple(src.shape[-2:]) != (H, W):
+            sy, sx = H / src.shape[-2], W / src.shape[-1]
+            src = F.interpolate(src, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
+            depth = F.interpolate(depth[:, None], size=(H, W), mode="nearest")[:, 0]
+            valid = F.interpolate(valid[:, None].float(), size=(H, W), mode="nearest")[:, 0] > 0.5
+            K_src = scale_intrinsics(K_src, sx, sy)
+        frames = torch.zeros(2, N, 3, H, W)
+        frames[0] = src
+        frames[1, 0] = self.novel(control[:1], seed=seed)[0].float().cpu().clamp(0, 1)
+        known = torch.zeros(2, N, dtype=torch.bool)
+        known[0], known[1, 0] = True, True
+        grid_depth = torch.zeros(2, N, H, W)
+        grid_depth[0] = torch.where(valid, depth, torch.zeros_like(depth))
+        depth_valid = torch.zeros(2, N, H, W, dtype=torch.bool)
+        depth_valid[0] = valid
+        out = self.grid(frames, known, torch.stack([w2c_src, item.w2c_tgt.float()]),
+                        torch.stack([K_src, item.K_tgt.float()]), depth=grid_depth, depth_valid=depth_valid, seed=seed)
+        return out[1]
+
+
+def load_generators(methods: list[Method], *, allow_grid: bool = False, **options) -> dict[str, object]:
     """Build every method's generator up front, so a bad name fails before any work is done.
 
-    ``options`` go to learned generators (``steps``, ``guidance``, ``device``, ...).
+    ``options`` go to learned generators (``steps``, ``guidance``, ``device``, ...). ``grid:NAME`` methods
+    (:class:`GridMethod`) are accepted where ``allow_grid`` (benchmarks that give the source video).
     """
     out = {}
     for m in methods:
         try:
-            out[m.label] = get_generator(m.spec, **options)
+            if m.spec.startswith(GRID_PREFIX):
+                if not allow_grid:
+                    raise InputError("grid methods need the source video and its cameras: use them with the dycheck, "
+                                     "kubric4d or videos benchmark (or --benchmark grid)")
+                grid = get_grid_generator(m.spec[len(GRID_PREFIX):], steps=options.get("steps"),
+                                          device=options.get("device"))
+                novel = get_generator(DEFAULT_GENERATOR, **options)
+                out[m.label] = GridMethod(grid, novel, m.spec)
+            else:
+                out[m.label] = get_generator(m.spec, **options)
         except InputError as exc:
             raise InputError(f"method {m.label!r}: {exc}") from None
     return out

@@ -102,7 +102,7 @@ def _run_dataset(config: EvalConfig) -> dict:
     options = {k: v for k, v in (("steps", config.steps), ("guidance", config.guidance),
                                  ("device", config.device)) if v is not None}
     options.update(config.extra)
-    generators = load_generators(methods, **options)
+    generators = load_generators(methods, allow_grid=True, **options)
     specs = {m.label: m.spec for m in methods}
     mopts = metric_options(config)
     nets = load_metric_networks(mopts)

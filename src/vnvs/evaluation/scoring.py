@@ -10,6 +10,7 @@ cannot be computed is reported as ``{"unavailable": reason}`` and the rest runs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
@@ -95,7 +96,7 @@ def run_items(refs: list[ItemRef], generators: dict[str, object], specs: dict[st
             facts["masked_items"] += it.mask is not None
             facts["items_with_truth"] += it.target is not None
             if i == 0:
-                warm_up(generators, control)
+                warm_up({k: g for k, g in generators.items() if not getattr(g, "needs_item", False)}, control)
             bar.update()
             sheet = None
             if i < sheets:
@@ -107,7 +108,8 @@ def run_items(refs: list[ItemRef], generators: dict[str, object], specs: dict[st
                 refs_set.append(_to_u8(it.target if it.target is not None else it.frames))
             for label, gen in generators.items():
                 bar.set_postfix_str(f"item {i + 1}/{len(refs)}: {label}")
-                pred, spf = timed(gen, control, seed)
+                call = functools.partial(gen, item=it) if getattr(gen, "needs_item", False) else gen
+                pred, spf = timed(call, control, seed)
                 row: dict = {}
                 if it.target is not None:
                     m = per_video_metrics(pred, it.target, it.mask, options=options, nets=nets)
