@@ -189,10 +189,10 @@ class NovelViewPipeline:
             if tuple(init_frames.shape) != (B, T, 3, H, W):
                 raise ValueError(f"init_frames must be {(B, T, 3, H, W)}, got {tuple(init_frames.shape)}")
             start = steps - max(1, round(steps * float(strength)))
-            timesteps = timesteps[start:]
-            scheduler.set_begin_index(start)
+            timesteps = timesteps[start:]  # the scheduler finds its step index from the first timestep it gets
+            sigma = scheduler.sigmas[start].to(device=device, dtype=torch.float32)
             init = self.model.encode(init_frames.to(device=device, dtype=self.dtype)).float()
-            x = scheduler.scale_noise(init, timesteps[:1], x)
+            x = (1 - sigma) * init + sigma * x  # the flow-matching interpolation at sigma
         if show_progress:
             timesteps = progress(timesteps, desc="sampling", total=len(timesteps), unit="step")
         for t in timesteps:
