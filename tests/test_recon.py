@@ -216,7 +216,7 @@ def test_render_output_reconstructs_as_a_two_row_grid(tmp_path, capsys):
 
     from vnvs.apps.render_grid import grid_from_render_output
     from vnvs.cameras.trajectory import Trajectory
-    from vnvs.io.video import write_video
+    from vnvs.io.video import read_video, write_video
     from vnvs.synthetic import generate_scene, render_source_video
 
     video = render_source_video(generate_scene(5), num_frames=5, size=(24, 32), seed=5)
@@ -231,6 +231,9 @@ def test_render_output_reconstructs_as_a_two_row_grid(tmp_path, capsys):
     torch.testing.assert_close(grid.w2c[0], video.w2c.float(), atol=1e-5, rtol=0)
     torch.testing.assert_close(grid.depth[0], torch.where(video.depth > 0, video.depth, 0).float(), atol=1e-4, rtol=1e-4)
     assert not grid.valid[1].any() and float((grid.frames[0] - video.frames.float()).abs().mean()) < 0.05
+    novel = read_video(tmp_path / "r" / "novel.mp4").frames
+    torch.testing.assert_close(grid.frames[1], novel.float(), rtol=0, atol=1e-6)  # row 1 is the novel view as written
+    assert 0.05 < float(grid.frames[1].mean()) < 0.95
     scene = tmp_path / "scene"
     fast = ["--steps", "20", "--deform-warmup", "5", "--densify-every", "10", "--mlp-width", "16", "--mlp-layers", "2",
             "--max-gaussians", "2000", "--device", "cpu"]

@@ -46,7 +46,7 @@ def grid_from_render_output(path: str | Path) -> Grid:
         source = Trajectory.load(path / "cameras.json")
     except TrajectoryError as e:
         raise InputError(str(e)) from None
-    novel = read_video(path / "novel.mp4").frames  # (N, 3, H, W) uint8
+    novel = read_video(path / "novel.mp4").frames.float()  # (N, 3, H, W) in [0, 1]
     N, _, H, W = novel.shape
     if N != len(target):
         raise InputError(f"{path}/novel.mp4 has {N} frames; trajectory.json has {len(target)}")
@@ -65,7 +65,7 @@ def grid_from_render_output(path: str | Path) -> Grid:
     K_src = scale_intrinsics(source.K[times], W / source.width, H / source.height)
     depth = F.interpolate(maps.depth[times][:, None].float(), size=(H, W), mode="nearest")[:, 0]
     ok = F.interpolate(valid[times][:, None].float(), size=(H, W), mode="nearest")[:, 0] > 0.5
-    frames = torch.stack([src, novel]).float() / 255
+    frames = torch.stack([src.float() / 255, novel])  # source panels are uint8
     span = max(len(source) - 1, 1)
     fps = probe_video(path / "novel.mp4").fps or 24.0
     return Grid(frames, torch.stack([source.w2c[times], target.w2c]), torch.stack([K_src, target.K]), fps=fps,
