@@ -212,6 +212,8 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
 
     # data the stages share, computed once outside the timings
     gathered = [gather_frames(item.path, idx, cfg.size) for item, _, _, idx in per_video]
+    clips_u8 = [[(torch.stack([g[i] for i in a]), torch.stack([g[i] for i in b])) for a, b in plans]
+                for g, (_, _, plans, _) in zip(gathered, per_video)]  # the stored uint8 frames, as the builder keeps them
     clips = [[(stack_frames(g, a), stack_frames(g, b)) for a, b in plans] for g, (_, _, plans, _) in zip(gathered, per_video)]
     flows = [[flow_with_consistency(estimator, s, t) for s, t in cv] for cv in clips]
     gray = [[(np.stack([cv2.cvtColor(np.ascontiguousarray(to_uint8(x).permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY)
@@ -252,10 +254,10 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
               for cv, fv in zip(clips, flows)]
     out = tmp / "shards_stage"
 
-    def pack(i):
+    def pack(i):  # as flow_pairs.build packs a sample: source and target are the gathered uint8 frames
         result = BuildResult()
-        for (s, t), sp in zip(clips[i], splats[i]):
-            result.add({"source": to_uint8(s), "target": to_uint8(t), "warped": to_uint8(sp.warped),
+        for (s, t), sp in zip(clips_u8[i], splats[i]):
+            result.add({"source": s, "target": t, "warped": to_uint8(sp.warped),
                         "mask": sp.mask.to(torch.uint8), "corr": sp.corr.to(torch.float32).contiguous()}, {})
         return result
 

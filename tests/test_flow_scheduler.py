@@ -86,7 +86,7 @@ def test_shipped_generator_loads_and_samples_without_diffusers_or_scipy():
             "from vnvs.generators import get_generator\n"
             "gen = get_generator('default')\n"
             "gen(torch.zeros(3, 9, 32, 32), seed=0)\n"
-            "print('heavy=' + ','.join(sorted(m for m in ('diffusers', 'scipy', 'torch._dynamo') if m in sys.modules)))")
+            "print('heavy=' + ','.join(sorted(m for m in ('accelerate', 'diffusers', 'scipy', 'torch._dynamo') if m in sys.modules)))")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
