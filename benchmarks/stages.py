@@ -45,7 +45,7 @@ import torch
 
 from common import timeit, save
 from vnvs.data.builders import flow_pairs
-from vnvs.data.builders._sampling import clip_indices, gather_frames, stack_frames, video_transform
+from vnvs.data.builders._sampling import clip_indices, gather_frames, video_transform
 from vnvs.data.config import PrepareConfig
 from vnvs.data.engine import item_seed, prepare
 from vnvs.data.inputs import collect_inputs
@@ -212,12 +212,12 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
 
     # data the stages share, computed once outside the timings
     gathered = [gather_frames(item.path, idx, cfg.size) for item, _, _, idx in per_video]
-    clips = [[(stack_frames(g, a), stack_frames(g, b)) for a, b in plans] for g, (_, _, plans, _) in zip(gathered, per_video)]
-    flows = [[flow_with_consistency(estimator, s, t) for s, t in cv] for cv in clips]
-    gray = [[(np.stack([cv2.cvtColor(np.ascontiguousarray(to_uint8(x).permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY)
-                        for x in s]),
-              np.stack([cv2.cvtColor(np.ascontiguousarray(to_uint8(x).permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY)
-                        for x in t])) for s, t in cv] for cv in clips]
+    clips_u8 = [[(torch.stack([g[i] for i in a]), torch.stack([g[i] for i in b])) for a, b in plans]
+                for g, (_, _, plans, _) in zip(gathered, per_video)]  # the stored uint8 frames, as the builder keeps them
+    flows = [[flow_with_consistency(estimator, s, t) for s, t in cv] for cv in clips_u8]
+    gray = [[(np.stack([cv2.cvtColor(np.ascontiguousarray(x.permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY) for x in s]),
+              np.stack([cv2.cvtColor(np.ascontiguousarray(x.permute(1, 2, 0).numpy()), cv2.COLOR_RGB2GRAY) for x in t]))
+             for s, t in cv] for cv in clips_u8]
 
     def gather():
         for item, _, _, idx in per_video:
@@ -227,8 +227,8 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
         for item, _, _, idx in per_video:
             raw_decode(item.path, sorted(set(idx)), (cfg.size, cfg.size), crop=True)
 
-    def flow():
-        for cv in clips:
+    def flow():  # as flow_pairs.build: on the stored uint8 frames
+        for cv in clips_u8:
             for s, t in cv:
                 flow_with_consistency(estimator, s, t)
 
@@ -239,7 +239,7 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
 
     def splat():
         gen = torch.Generator().manual_seed(0)
-        for cv, fv in zip(clips, flows):
+        for cv, fv in zip(clips_u8, flows):
             for (s, _), (f, _, ok) in zip(cv, fv):
                 forward_splat_flow(s, f, valid=ok, mode="random", generator=gen)
 
@@ -249,13 +249,13 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
                 projection_floor_flow(f)
 
     splats = [[forward_splat_flow(s, f, valid=ok, mode="random", seed=0) for (s, _), (f, _, ok) in zip(cv, fv)]
-              for cv, fv in zip(clips, flows)]
+              for cv, fv in zip(clips_u8, flows)]
     out = tmp / "shards_stage"
 
-    def pack(i):
+    def pack(i):  # as flow_pairs.build packs a sample: source and target are the gathered uint8 frames
         result = BuildResult()
-        for (s, t), sp in zip(clips[i], splats[i]):
-            result.add({"source": to_uint8(s), "target": to_uint8(t), "warped": to_uint8(sp.warped),
+        for (s, t), sp in zip(clips_u8[i], splats[i]):
+            result.add({"source": s, "target": t, "warped": sp.warped,
                         "mask": sp.mask.to(torch.uint8), "corr": sp.corr.to(torch.float32).contiguous()}, {})
         return result
 

@@ -102,6 +102,51 @@ def test_flow_pairs_schema_determinism_and_exact_corr(media):
     assert float(torch.cat(errs).median()) < 1.5
 
 
+def _flow_pairs_float_reference(item, config, seed):
+    """The flow-pairs builder as it was written on float frames (flow and splat of u / 255, warped frames
+    rounded back with to_uint8): the stored samples must not change."""
+    from vnvs.data.schema import BuildResult, to_uint8
+    from vnvs.estimators.flow import flow_with_consistency, get_flow_estimator
+    from vnvs.geometry import forward_splat_flow
+
+    result = BuildResult()
+    rng = np.random.default_rng(int(seed))
+    gen = torch.Generator().manual_seed(int(seed))
+    num_frames, _ = _sampling.video_transform(item.path, config.size)
+    windows = flow_pairs.draw_windows(num_frames, config, rng)
+    T, stride = int(config.clip_frames), int(config.frame_stride)
+    plans = [(_sampling.clip_indices(s, T, stride), _sampling.clip_indices(s + o, T, stride), o) for s, o in windows]
+    frames = _sampling.gather_frames(item.path, [i for a, b, _ in plans for i in a + b], config.size)
+    estimator = get_flow_estimator(config.flow)
+    for src_idx, tgt_idx, offset in plans:
+        src, tgt = _sampling.stack_frames(frames, src_idx), _sampling.stack_frames(frames, tgt_idx)
+        flow_fw, _, consistent = flow_with_consistency(estimator, src, tgt)
+        splat = forward_splat_flow(src, flow_fw, valid=consistent, mode="random", generator=gen)
+        consistency, coverage = float(consistent.float().mean()), float(splat.mask.float().mean())
+        if consistency < config.min_consistency:
+            result.drop("inconsistent_flow")
+            continue
+        if coverage < config.min_coverage:
+            result.drop("low_coverage")
+            continue
+        result.add({"source": to_uint8(src), "target": to_uint8(tgt), "warped": to_uint8(splat.warped),
+                    "mask": splat.mask.to(torch.uint8), "corr": splat.corr.to(torch.float32).contiguous()},
+                   {"kind": "flow-pairs", "source": "v.mp4", "source_frames": src_idx, "target_frames": tgt_idx,
+                    "offset": offset, "seed": int(seed), "coverage": coverage, "consistency": consistency,
+                    "flow": config.flow})
+    return result
+
+
+@pytest.mark.parametrize("flow", ["dis", "farneback"])
+def test_flow_pairs_store_what_the_float_route_stored(media, flow):
+    """The builder runs flow and splat on the stored uint8 frames; the samples are those of the float route."""
+    item = WorkItem("v", path=media["v"])
+    c = cfg(max_offset=2, pairs_per_video=3, flow=flow, min_coverage=0.0, min_consistency=0.0)
+    new, reference = flow_pairs.build(item, c, 11), _flow_pairs_float_reference(item, c, 11)
+    assert len(new.samples) == 3 and same(new, reference)
+    assert all(s["warped"].dtype == torch.uint8 for s in new.samples)
+
+
 def test_flow_pairs_drops(media):
     short = flow_pairs.build(WorkItem("s", path=media["short"]), cfg(), 0)
     assert not short.samples and short.dropped == {"too_short": 2}

@@ -1,5 +1,6 @@
 """Optical flow backends and the forward-backward consistency mask."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,3 +81,23 @@ def test_errors():
         with pytest.raises(MissingDependencyError, match="weights"):
             get_flow_estimator("raft", weights="/nonexistent/raft.pth")
     assert set(FLOW_BACKENDS) >= {"dis", "farneback", "raft"}
+
+
+def test_uint8_frames_give_the_luma_and_flows_of_float_frames():
+    """Every RGB colour: the luma of uint8 frames (table route) is that of the float frames u / 255; and
+    the OpenCV backends give the same flows for both."""
+    from vnvs.estimators.flow import _gray_u8
+
+    v = torch.arange(256, dtype=torch.uint8)
+    r, g, b = torch.meshgrid(v, v, v, indexing="ij")
+    cube = torch.stack([r.reshape(256, -1), g.reshape(256, -1), b.reshape(256, -1)])[None]
+    assert np.array_equal(_gray_u8(cube), _gray_u8(cube.to(torch.float32) / 255))
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (2, 3, 40, 48), generator=gen, dtype=torch.uint8)
+    b = torch.roll(a, 2, dims=-1)
+    for name in ("dis", "farneback"):
+        est = get_flow_estimator(name)
+        assert torch.equal(est(a, b), est(a.float() / 255, b.float() / 255))
+    fw, bw, ok = flow_with_consistency(get_flow_estimator("dis"), a, b)
+    fw_f, bw_f, ok_f = flow_with_consistency(get_flow_estimator("dis"), a.float() / 255, b.float() / 255)
+    assert torch.equal(fw, fw_f) and torch.equal(bw, bw_f) and torch.equal(ok, ok_f)

@@ -293,3 +293,18 @@ def test_splat_correspondence_matches_exact_ground_truth():
     assert (splat.mask & ~visible).float().mean() < 0.03
     gt = render_views(scene, traj.w2c, traj.K, 96, 96, video.times).rgb
     assert psnr(splat.warped, gt, both) > 24
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_flow_splat_of_uint8_frames_is_the_rounded_float_splat(backend):
+    """Splatting uint8 frames gives to_uint8 of the splat of u / 255 (what flow-pairs stores)."""
+    from vnvs.data.schema import to_uint8
+
+    gen = torch.Generator().manual_seed(3)
+    img = torch.randint(0, 256, (2, 3, 24, 32), generator=gen, dtype=torch.uint8)
+    flow = torch.randn(2, 2, 24, 32, generator=gen) * 3
+    valid = torch.rand(2, 24, 32, generator=gen) > 0.2
+    a = forward_splat_flow(img, flow, valid=valid, seed=5, backend=backend)
+    b = forward_splat_flow(img.float() / 255, flow, valid=valid, seed=5, backend=backend)
+    assert a.warped.dtype == torch.uint8 and torch.equal(a.warped, to_uint8(b.warped))
+    assert torch.equal(a.mask, b.mask) and torch.equal(a.corr, b.corr)

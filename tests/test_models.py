@@ -451,3 +451,24 @@ def test_control_cache_under_inference_mode():
         direct = model.projector(c)
     assert not torch.equal(first, second)
     torch.testing.assert_close(second, direct, rtol=0, atol=0)
+
+
+def test_parameters_on_meta_is_accelerates_init_empty_weights(backbone):
+    """from_pretrained builds the model with parameters on the meta device as accelerate's
+    init_empty_weights(include_buffers=False) does, without importing accelerate."""
+    from accelerate import init_empty_weights
+
+    from vnvs.models.model import _parameters_on_meta
+
+    config = get_preset(PRESET[backbone])
+    with _parameters_on_meta():
+        ours = NovelViewModel(config)
+    with init_empty_weights(include_buffers=False):
+        theirs = NovelViewModel(config)
+    a, b = dict(ours.named_parameters()), dict(theirs.named_parameters())
+    assert list(a) == list(b) and all(p.is_meta for p in a.values())
+    assert all((type(a[k]), a[k].requires_grad, a[k].shape, a[k].dtype) == (type(b[k]), b[k].requires_grad, b[k].shape,
+                                                                            b[k].dtype) for k in a)
+    bufs_a, bufs_b = dict(ours.named_buffers()), dict(theirs.named_buffers())
+    assert list(bufs_a) == list(bufs_b) and all(bufs_a[k].device == bufs_b[k].device for k in bufs_a)
+    assert not torch.nn.Linear(2, 2).weight.is_meta  # the patch ends with the block

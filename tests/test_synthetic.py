@@ -197,6 +197,23 @@ def test_correspondence_to_smaller_source_follows_resize_convention():
     assert torch.allclose(C[0, 0][inner], (xs[inner] + 0.5) * 0.5 - 0.5, atol=2e-3)
 
 
+def test_correspondence_reuses_a_target_render_bit_for_bit():
+    """The ground truth rendered anyway (colour and local points) gives the same correspondence as the
+    target render the function casts itself."""
+    scene = generate_scene(2)
+    video = render_source_video(scene, num_frames=3, size=(40, 40), seed=2)
+    tgt_w2c = orbit_camera(video.w2c, 20.0)
+    gt = render_views(scene, tgt_w2c, video.K, 40, 40, video.times)
+    a = correspondence(scene, video.w2c, video.K, video.times, tgt_w2c, video.K, video.times, 40, 40, return_depth=True)
+    b = correspondence(scene, video.w2c, video.K, video.times, tgt_w2c, video.K, video.times, 40, 40, return_depth=True,
+                       target=gt)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert torch.equal(gt.rgb, render_views(scene, tgt_w2c, video.K, 40, 40, video.times, local_points=False).rgb)
+    with pytest.raises(ValueError, match="local points"):
+        correspondence(scene, video.w2c, video.K, video.times, tgt_w2c, video.K, video.times, 40, 40,
+                       target=render_views(scene, tgt_w2c, video.K, 40, 40, video.times, local_points=False))
+
+
 @pytest.mark.parametrize("seed,degrees", [(0, 15.0), (1, 30.0), (3, -25.0)])
 def test_warp_with_exact_correspondence_reproduces_orbit_target(seed, degrees):
     """THE KEY TEST: same time, target camera orbiting 15-30 degrees around the scene, 256x256."""

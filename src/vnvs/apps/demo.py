@@ -44,9 +44,10 @@ def run_demo(config: DemoConfig) -> dict:
         rgb, covisible = [], []
         for s in range(0, n, GT_CHUNK):  # ground truth and exact co-visibility, a few frames at a time
             sl, t = slice(s, min(s + GT_CHUNK, n)), src.times[ti[s:s + GT_CHUNK]]
-            rgb.append(render_views(scene, traj.w2c[sl], traj.K[sl], traj.height, traj.width, t).rgb)
+            gt = render_views(scene, traj.w2c[sl], traj.K[sl], traj.height, traj.width, t)  # with local points
+            rgb.append(gt.rgb)
             covisible.append(correspondence(scene, src.w2c[ti[sl]], src.K[ti[sl]], t, traj.w2c[sl], traj.K[sl], t,
-                                            traj.height, traj.width, src_size=(H, W))[1])
+                                            traj.height, traj.width, src_size=(H, W), target=gt)[1])
             bar.update(sl.stop - sl.start)
         gt_rgb, covisible = torch.cat(rgb), torch.cat(covisible)
         result = render_novel_view(src.frames, src.depth, source, traj, generator, seed=config.seed,

@@ -1,7 +1,9 @@
 """Optical flow between frame pairs: one interface, several backends.
 
-A backend maps frame pairs ``(N, 3, H, W)`` (source, target) in [0, 1] to forward flows
-``(N, 2, H, W)`` on the source grid: source pixel ``p`` moves to ``p + F(p)`` in the target.
+A backend maps frame pairs ``(N, 3, H, W)`` (source, target), float in [0, 1] or uint8, to forward
+flows ``(N, 2, H, W)`` on the source grid: source pixel ``p`` moves to ``p + F(p)`` in the target.
+uint8 frames ``u`` give the flows of the float frames ``u / 255`` bit for bit (the OpenCV backends
+convert them to grey through a table of the same float32 values, without a float copy of the frames).
 
 * ``dis`` (default): OpenCV's DIS optical flow, no weights; presets ``fast`` and ``medium``.
 * ``farneback``: OpenCV's Farneback flow, no weights.
@@ -30,7 +32,7 @@ class FlowEstimator(Protocol):
     name: str
 
     def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, H, W)`` source and target frames in [0, 1] -> ``(N, 2, H, W)`` flow on the source grid."""
+        """``(N, 3, H, W)`` source and target frames (float in [0, 1] or uint8) -> ``(N, 2, H, W)`` flow on the source grid."""
         ...
 
 
@@ -40,17 +42,49 @@ def _check_pair(source: torch.Tensor, target: torch.Tensor) -> None:
                          f"and {tuple(target.shape)}")
 
 
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def _gray_tables() -> list[np.ndarray]:
+    """Per channel, the 256 float32 values ``(v / 255) * w_c``: the terms of the luma of uint8 frames."""
+    w = torch.tensor(_GRAY_WEIGHTS, dtype=torch.float32)
+    return [((torch.arange(256, dtype=torch.float32) / 255) * w[c]).numpy() for c in range(3)]
+
+
+_GRAY_TABLES: list[np.ndarray] = []
+
+
 def _gray_u8(frames: torch.Tensor) -> np.ndarray:
-    """``(N, 3, H, W)`` float in [0, 1] -> ``(N, H, W)`` uint8 luma (BT.601).
+    """``(N, 3, H, W)`` float in [0, 1] (or uint8) -> ``(N, H, W)`` uint8 luma (BT.601).
 
     The weighted sum runs channel by channel in place, the order of ``(frames * w).sum(1)`` (so the
-    values are the same bit for bit), without the ``(N, 3, H, W)`` temporary.
+    values are the same bit for bit), without the ``(N, 3, H, W)`` temporary. uint8 frames ``u`` take
+    each channel's term from a table of ``(v / 255) * w_c`` (OpenCV's LUT) and give exactly the luma
+    of ``u / 255``, with no float copy of the frames.
     """
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=frames.dtype)
+    if frames.dtype == torch.uint8:
+        return _gray_u8_from_uint8(frames)
+    w = torch.tensor(_GRAY_WEIGHTS, dtype=frames.dtype)
     x = frames.detach().cpu()
     gray = x[:, 0] * w[0]
     gray.add_(x[:, 1] * w[1]).add_(x[:, 2] * w[2])
     return gray.clamp_(0, 1).mul_(255).round_().to(torch.uint8).numpy()
+
+
+def _gray_u8_from_uint8(frames: torch.Tensor) -> np.ndarray:
+    if not _GRAY_TABLES:
+        _GRAY_TABLES.extend(_gray_tables())
+    x = frames.detach().cpu().numpy()
+    out = np.empty((x.shape[0],) + x.shape[2:], dtype=np.uint8)
+    for i, frame in enumerate(x):
+        acc = cv2.LUT(np.ascontiguousarray(frame[0]), _GRAY_TABLES[0])
+        acc += cv2.LUT(np.ascontiguousarray(frame[1]), _GRAY_TABLES[1])
+        acc += cv2.LUT(np.ascontiguousarray(frame[2]), _GRAY_TABLES[2])
+        np.clip(acc, 0, 1, out=acc)
+        acc *= 255
+        np.rint(acc, out=acc)
+        out[i] = acc
+    return out
 
 
 def _gray_u8_reference(frames: torch.Tensor) -> np.ndarray:
@@ -167,6 +201,8 @@ class RAFTFlow:
     @torch.no_grad()
     def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_pair(source, target)
+        if source.dtype == torch.uint8:
+            source, target = source.to(torch.float32) / 255, target.to(torch.float32) / 255
         model = self._model or self._load()
         device = next(model.parameters()).device
         H, W = source.shape[-2:]

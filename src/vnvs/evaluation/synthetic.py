@@ -121,9 +121,10 @@ def make_scene(number: int, frames: int, size: int, trajectory: str = "random", 
     if int(ti.max()) >= video.frames.shape[0] or int(ti.min()) < 0:
         raise InputError(f"trajectory {spec!r} refers to source frame {int(ti.max())} but the scenes have {frames} frames")
     t = video.times[ti]
-    target = render_views(scene, traj.w2c, traj.K, traj.height, traj.width, t, local_points=False).rgb
+    gt = render_views(scene, traj.w2c, traj.K, traj.height, traj.width, t)  # local points: reused by correspondence
     _, covisible = correspondence(scene, video.w2c[ti], video.K[ti], t, traj.w2c, traj.K, t, traj.height, traj.width,
-                                  src_size=(S, S))
+                                  src_size=(S, S), target=gt)
+    target = gt.rgb
     control = render_control(video.frames, video.depth, source.K, source.w2c, traj.K, traj.w2c,
                              (traj.height, traj.width), times=ti)
     return EvalScene(int(number), motion, spec, mode, control, target, covisible)

@@ -23,6 +23,7 @@ from vnvs.cameras.camera import scale_intrinsics
 from vnvs.defaults import SHIPPED_GRID_CHECKPOINT, TRAINED_GRID_METHOD
 from vnvs.errors import InputError
 from vnvs.generators.windows import blend_weights, window_starts
+from vnvs.models.flow_scheduler import FlowMatchEulerScheduler
 from vnvs.models.grid import GRID_MODEL_METHODS, GRID_PRESETS, GridModel, grid_preset, is_grid_model_folder
 from vnvs.sampling.grid import GridPipeline
 from vnvs.utils.device import resolve_device
@@ -78,7 +79,7 @@ class GridGenerator:
             model = GridModel.from_pretrained(path)
             name = name or path.resolve().name
         self.model = model.to(resolve_device(device)).eval()
-        self.pipeline = GridPipeline(self.model)
+        self.pipeline = GridPipeline(self.model, scheduler=FlowMatchEulerScheduler(shift=self.model.config.sampling_shift))
         self.steps = steps
         self.name = name or model.config.method
         mv, mt = model.window

@@ -43,7 +43,8 @@ from vnvs.geometry.control import (
     resize_control,
 )
 from vnvs.models import NovelViewModel
-from vnvs.sampling import NovelViewPipeline, SamplingConfig
+from vnvs.models.flow_scheduler import FlowMatchEulerScheduler
+from vnvs.sampling import DEFAULT_SHIFT, NovelViewPipeline, SamplingConfig
 from vnvs.utils.device import resolve_device
 
 MODEL_FILES = ("config.json", "model.safetensors")
@@ -52,6 +53,17 @@ def is_model_folder(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder holding a saved model (``config.json`` and ``model.safetensors``)."""
     p = Path(path)
     return p.is_dir() and all((p / f).is_file() for f in MODEL_FILES)
+
+
+def model_shift(model) -> float:
+    """The timestep shift a model's config asks for (``sampling_shift``, else ``shift``), else
+    :data:`~vnvs.sampling.DEFAULT_SHIFT`: the default of :class:`~vnvs.sampling.NovelViewPipeline`."""
+    config = getattr(model, "config", None)
+    for name in ("sampling_shift", "shift"):
+        value = getattr(config, name, None)
+        if value is not None:
+            return float(value)
+    return DEFAULT_SHIFT
 
 
 def working_size(height: int, width: int, multiple: int, resolution: int | None = None) -> tuple[int, int]:
@@ -132,7 +144,7 @@ class LearnedGenerator:
         loaded = loaded.to(device=device, dtype=dtype) if dtype is not None else loaded.to(device=device)
         loaded.eval()
         self.model = loaded
-        self.pipeline = NovelViewPipeline(loaded)
+        self.pipeline = NovelViewPipeline(loaded, scheduler=FlowMatchEulerScheduler(shift=model_shift(loaded)))
         self.sampling = sampling
         self.name = name or "learned"
         self.steps, self.guidance, self.shift = sampling.steps, float(sampling.guidance), sampling.shift

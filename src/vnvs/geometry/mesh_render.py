@@ -38,6 +38,7 @@ from vnvs.geometry.splat import (
     forward_splat,
     project_pixels_f64,
 )
+from vnvs.utils.threads import numba_launch
 
 EDGE_TOL = 1e-6
 """A pixel centre is inside a triangle when each edge function is at least ``-EDGE_TOL * |2 area|``
@@ -407,6 +408,8 @@ def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
     outs = _numba_outputs(img, out_h, out_w)
     valid_np = valid.contiguous().numpy() if valid is not None else np.zeros((0, 0, 0), dtype=np.bool_)
     Kinv, R, t, Kt = cams
-    mesh_kernel(img.numpy(), depth.contiguous().numpy(), valid_np, Kinv.numpy(), R.numpy(), t.numpy(), Kt.numpy(),
-                fscale.cpu().contiguous().numpy(), out_h, out_w, _NEAR, ratio, stretch, *(o.numpy() for o in outs))
+    depth_np, fscale_np = depth.contiguous().numpy(), fscale.cpu().contiguous().numpy()
+    with numba_launch():
+        mesh_kernel(img.numpy(), depth_np, valid_np, Kinv.numpy(), R.numpy(), t.numpy(), Kt.numpy(), fscale_np,
+                    out_h, out_w, _NEAR, ratio, stretch, *(o.numpy() for o in outs))
     return _as_result(outs, out_h, out_w)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vnvs.geometry.projection import pixel_grid, relative_transform
+from vnvs.utils.threads import numba_launch
 
 Backend = str  # "auto" | "numba" | "torch" | "reference"
 _NEAR = 1e-4
@@ -274,9 +275,10 @@ def forward_splat(
         outs = _numba_outputs(img, out_h, out_w)
         valid_np = valid.contiguous().numpy() if valid is not None else np.zeros((0, 0, 0), dtype=np.bool_)
         key_np = key.contiguous().numpy() if key is not None else np.zeros((0, 0), dtype=np.float32)
-        splat_depth_kernel(img.numpy(), depth.detach().to(torch.float32).contiguous().numpy(), valid_np, key_np,
-                           Kinv.numpy(), R.numpy(), t.numpy(), Kt.numpy(), out_h, out_w, _NEAR,
-                           *(o.numpy() for o in outs))
+        depth_np = depth.detach().to(torch.float32).contiguous().numpy()
+        with numba_launch():
+            splat_depth_kernel(img.numpy(), depth_np, valid_np, key_np, Kinv.numpy(), R.numpy(), t.numpy(), Kt.numpy(),
+                               out_h, out_w, _NEAR, *(o.numpy() for o in outs))
         return _as_result(outs, out_h, out_w)
 
     d = depth.detach().to(torch.float32)
@@ -353,8 +355,9 @@ def forward_splat_flow(
         img = image.detach().reshape(T, C, -1).contiguous()
         outs = _numba_outputs(img, out_h, out_w)
         z_np = z.contiguous().numpy() if z is not None else np.zeros((0, 0), dtype=np.float32)
-        splat_coords_kernel(img.numpy(), W, coords.contiguous().numpy(), z_np, ok.contiguous().numpy(),
-                            key.contiguous().numpy(), out_h, out_w, *(o.numpy() for o in outs))
+        coords_np, ok_np, key_np = coords.contiguous().numpy(), ok.contiguous().numpy(), key.contiguous().numpy()
+        with numba_launch():
+            splat_coords_kernel(img.numpy(), W, coords_np, z_np, ok_np, key_np, out_h, out_w, *(o.numpy() for o in outs))
         return _as_result(outs, out_h, out_w)
 
     ut = torch.floor(coords[:, 0].to(torch.float64) + 0.5)

@@ -25,7 +25,7 @@ import torch
 
 from vnvs.errors import InputError
 from vnvs.geometry.projection import project_points, transform_points
-from vnvs.synthetic.render import _as_batch, cast_pixels, render
+from vnvs.synthetic.render import RenderOutput, _as_batch, cast_pixels, render
 from vnvs.synthetic.scene import Scene
 
 
@@ -38,7 +38,7 @@ def _project_world(points: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor):
 def correspondence(scene: Scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_times,
                    height: int, width: int, *, src_size: tuple[int, int] | None = None,
                    visibility: str = "exact", rtol: float | None = None, zero_invisible: bool = True,
-                   return_depth: bool = False):
+                   return_depth: bool = False, target: RenderOutput | None = None):
     """Exact correspondence from a target grid to source pixels, and visibility.
 
     Args:
@@ -53,6 +53,8 @@ def correspondence(scene: Scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_
         zero_invisible: set ``coords`` to 0 where not visible (the project's convention for ``C``).
         return_depth: also return the target depth ``(N, H, W)`` and the projected source depth
             ``z`` ``(N, H, W)``.
+        target: a render of the target cameras at ``height x width`` with local points (e.g. the
+            ground truth, rendered anyway), used instead of casting the target rays again.
 
     Returns:
         ``coords`` ``(N, 2, H, W)`` float32: source pixel coordinates ``(u, v)`` (channel 0 = x) of
@@ -74,7 +76,12 @@ def correspondence(scene: Scene, src_w2c, src_K, src_times, tgt_w2c, tgt_K, tgt_
     src_w2c, src_K, src_times = _as_batch(src_w2c, src_K, src_times, n=tgt_w2c.shape[0])
     N = src_w2c.shape[0]
     tgt_w2c, tgt_K, tgt_times = _as_batch(tgt_w2c, tgt_K, tgt_times, n=N)
-    tgt = render(scene, tgt_w2c, tgt_K, height, width, tgt_times, rgb=False, local_points=True)
+    if target is None:
+        tgt = render(scene, tgt_w2c, tgt_K, height, width, tgt_times, rgb=False, local_points=True)
+    elif target.local_points is None or tuple(target.depth.shape) != (N, height, width):
+        raise ValueError(f"target must be a render of the {N} target cameras at {height}x{width} with local points")
+    else:
+        tgt = target
     world = scene.transform_points(tgt.local_points, tgt.instance, src_times)
     uv, z = _project_world(world, src_w2c, src_K)
     u, v = uv[:, 0], uv[:, 1]

@@ -14,6 +14,9 @@ The policy:
   ops (``prepare`` builders, the render loop's splat bookkeeping, metrics) run under it.
 * :func:`parallel` runs a block with the whole budget: generators (learned models) and depth models.
 * :func:`worker_threads` splits the budget among worker processes (``vnvs prepare --workers``).
+* :func:`numba_launch` wraps every launch of a parallel numba kernel: numba's OpenMP threading layer
+  sets the launching thread's OpenMP thread count to numba's own at each launch, which torch then reads
+  as its own, so without it every "serial" torch op after the first kernel ran on all threads again.
 
 Example:
     >>> n = configure_threads(2)
@@ -91,9 +94,30 @@ def parallel() -> contextlib.AbstractContextManager[int]:
     return _threads(thread_budget())
 
 
+@contextlib.contextmanager
+def numba_launch() -> Iterator[None]:
+    """Launch parallel numba kernels in this block: torch's thread count is put back afterwards.
+
+    numba's OpenMP threading layer calls ``omp_set_num_threads`` with numba's thread count on the
+    launching thread, and torch reads that setting as its own: after a kernel, torch ops of a
+    :func:`serial` block would run in parallel again. The kernels themselves keep numba's threads.
+
+    Example:
+        >>> with serial(), numba_launch():
+        ...     pass  # a numba kernel here
+        >>> torch.get_num_threads() == thread_budget()
+        True
+    """
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def worker_threads(workers: int) -> int:
     """Threads of each of ``workers`` worker processes sharing the budget (at least 1)."""
     return max(1, thread_budget() // max(1, int(workers)))
 
 
-__all__ = ["configure_threads", "parallel", "serial", "thread_budget", "worker_threads"]
+__all__ = ["configure_threads", "numba_launch", "parallel", "serial", "thread_budget", "worker_threads"]

@@ -30,7 +30,7 @@ from vnvs.data.builders._sampling import (
     video_transform,
 )
 from vnvs.data.config import PrepareConfig
-from vnvs.data.schema import BuildResult, WorkItem, to_uint8
+from vnvs.data.schema import BuildResult, WorkItem
 from vnvs.estimators.flow import flow_with_consistency, get_flow_estimator
 from vnvs.geometry import forward_splat_flow
 
@@ -71,9 +71,10 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
             continue
         src_u8 = torch.stack([frames[i] for i in src_idx])  # the stored uint8 frames, gathered once per clip
         tgt_u8 = torch.stack([frames[i] for i in tgt_idx])
-        src, tgt = src_u8.to(torch.float32) / 255, tgt_u8.to(torch.float32) / 255  # = stack_frames
-        flow_fw, _, consistent = flow_with_consistency(estimator, src, tgt)
-        splat = forward_splat_flow(src, flow_fw, valid=consistent, mode="random", generator=gen)
+        # flow and splat take the uint8 frames: the same flows as of the float frames (u / 255), and the
+        # warped frames come out as uint8, equal to to_uint8 of the float splat (both tested)
+        flow_fw, _, consistent = flow_with_consistency(estimator, src_u8, tgt_u8)
+        splat = forward_splat_flow(src_u8, flow_fw, valid=consistent, mode="random", generator=gen)
         consistency = float(consistent.float().mean())
         coverage = float(splat.mask.float().mean())
         if consistency < config.min_consistency:
@@ -85,7 +86,7 @@ def build(item: WorkItem, config: PrepareConfig, seed: int) -> BuildResult:
         tensors = {
             "source": src_u8,
             "target": tgt_u8,
-            "warped": to_uint8(splat.warped),
+            "warped": splat.warped,
             "mask": splat.mask.to(torch.uint8),
             "corr": splat.corr.to(torch.float32).contiguous(),
         }
