@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from vnvs.errors import InputError
+from vnvs.utils.threads import numba_launch
 
 TILE = 16
 ALPHA_MIN = 1.0 / 255.0
@@ -183,7 +184,8 @@ class _NumbaProject(torch.autograd.Function):
         n = means.shape[0]
         means2d, conics, depths = np.empty((n, 2)), np.empty((n, 3)), np.empty(n)
         radii = np.empty(n, dtype=np.int64)
-        project_forward(*arrays, R, t, *cam, width, height, means2d, conics, depths, radii)
+        with numba_launch():
+            project_forward(*arrays, R, t, *cam, width, height, means2d, conics, depths, radii)
         ctx.state = (arrays, R, t, cam, width, height)
         ctx.mark_non_differentiable(radii_t := torch.from_numpy(radii).to(means.device))
         dtype, device = means.dtype, means.device
@@ -199,7 +201,8 @@ class _NumbaProject(torch.autograd.Function):
                  np.zeros((n, 3)) if g_conics is None else g_conics.detach().cpu().double().numpy(),
                  np.zeros(n) if g_depths is None else g_depths.detach().cpu().double().numpy()]
         out = [np.empty((n, 3)), np.empty((n, 3)), np.empty((n, 4))]
-        project_backward(*arrays, R, t, *cam, width, height, *(np.ascontiguousarray(g) for g in grads), *out)
+        with numba_launch():
+            project_backward(*arrays, R, t, *cam, width, height, *(np.ascontiguousarray(g) for g in grads), *out)
         like = ctx.needs_input_grad
         device = g_means2d.device if g_means2d is not None else torch.device("cpu")
         dtype = g_means2d.dtype if g_means2d is not None else torch.float32
@@ -336,8 +339,9 @@ class _NumbaComposite(torch.autograd.Function):
         out_depth = np.zeros((height, width))
         out_T = np.ones((height, width))
         out_count = np.zeros((height, width), dtype=np.int64)
-        forward_kernel(*arrays[:5], gid, start, end, width, height, lists.tiles_x, TILE, arrays[5],
-                       out_color, out_depth, out_T, out_count)
+        with numba_launch():
+            forward_kernel(*arrays[:5], gid, start, end, width, height, lists.tiles_x, TILE, arrays[5],
+                           out_color, out_depth, out_T, out_count)
         ctx.save_for_backward(means2d, conics, opacities, colors, depths)
         ctx.state = (arrays, gid, start, end, out_T, out_count, lists, width, height)
         dtype, device = means2d.dtype, means2d.device
@@ -352,8 +356,9 @@ class _NumbaComposite(torch.autograd.Function):
         g = [np.ascontiguousarray(x.detach().cpu().numpy().astype(np.float64))
              for x in (grad_color, grad_depth, -grad_T)]  # d/d(1 - T) = -d/dT
         out = np.zeros((gid.shape[0], 10))
-        backward_kernel(*arrays[:5], gid, start, end, width, height, lists.tiles_x, TILE, arrays[5],
-                        out_T, out_count, g[0], g[1], g[2], out)
+        with numba_launch():
+            backward_kernel(*arrays[:5], gid, start, end, width, height, lists.tiles_x, TILE, arrays[5],
+                            out_T, out_count, g[0], g[1], g[2], out)
         N = means2d.shape[0]
         per = torch.zeros(N, 10, dtype=torch.float64)
         per.index_add_(0, torch.from_numpy(gid), torch.from_numpy(out))
