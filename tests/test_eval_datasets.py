@@ -207,6 +207,14 @@ def test_grid_models_are_methods_of_the_dataset_benchmarks(dycheck_root, tmp_pat
     grid = report["methods"]["grid"]
     assert grid["spec"] == "grid:4real-trained" and math.isfinite(grid["mean"]["psnr"])
     assert grid["mean"]["psnr"] > 10 and len(grid["items"][0]["per_frame"]["psnr"]) == 4
+    # a 4D Gaussian reconstruction of the source video, rendered from the target cameras
+    code = main(["eval", "--benchmark", "dycheck", "--data", str(dycheck_root), "--methods", "warp,recon=scene:40",
+                 "--max-frames", "4", "--factor", "1", "--sheets", "0", "--lpips", "none", "--device", "cpu",
+                 "--output", str(tmp_path / "scene")])
+    assert code == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "scene" / "report.json").read_text())
+    recon, warp = rep["methods"]["recon"]["mean"], rep["methods"]["warp"]["mean"]
+    assert rep["methods"]["recon"]["spec"] == "scene:40" and recon["mpsnr"] > 15 and recon["psnr"] > warp["psnr"]
     # benchmarks that hold only control signals refuse them in one line
     code = main(["eval", "--benchmark", "synthetic", "--methods", "grid:4real-trained", "--scenes", "1",
                  "--output", str(tmp_path / "syn")])

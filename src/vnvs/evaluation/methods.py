@@ -13,6 +13,9 @@ from vnvs.defaults import DEFAULT_GENERATOR
 from vnvs.errors import InputError
 from vnvs.generators import get_generator
 from vnvs.generators.grid import get_grid_generator
+from vnvs.io.grid import Grid
+from vnvs.recon.config import ReconSettings
+from vnvs.recon.optimize import reconstruct, render_views
 
 
 @dataclass
@@ -103,6 +106,40 @@ class GridMethod:
         return out[1]
 
 
+SCENE_PREFIX = "scene:"
+"""A method ``scene:STEPS`` (or ``scene``) is a 4D Gaussian reconstruction of the source video, fitted for
+STEPS steps (default :data:`SCENE_STEPS`) and rendered from the target cameras."""
+SCENE_STEPS = 300
+
+
+@dataclass
+class SceneMethod:
+    """A reconstructed 4D scene as a method of the dataset benchmarks: the item's source video with its depth
+    is fitted as a one-row grid by :func:`vnvs.recon.optimize.reconstruct` (deformable Gaussians), and the
+    scene is rendered from each target camera at its frame's time."""
+
+    steps: int
+    name: str
+    device: str | None = None
+    needs_item = True
+
+    def __call__(self, control: torch.Tensor, *, seed: int = 0, item=None) -> torch.Tensor:
+        if item is None:
+            raise InputError(f"{self.name} needs the source video: use the dycheck, kubric4d or videos benchmark")
+        used = torch.unique(item.times)
+        frames, depth, valid = item.frames[used].float(), item.depth[used].float(), item.valid[used]
+        span = max(int(item.frames.shape[0]) - 1, 1)
+        grid = Grid(frames[None], item.w2c_src[used].float()[None], item.K_src[used].float()[None], fps=24.0,
+                    time=used.float() / span, time_index=used, depth=torch.where(valid, depth, 0)[None],
+                    valid=valid[None])
+        settings = ReconSettings(steps=self.steps, deform_warmup=min(100, self.steps // 3),
+                                 device="cpu" if self.device is None else self.device)
+        scene = reconstruct(grid, settings, seed=seed).scene
+        H, W = item.size
+        images, _, _ = render_views(scene, item.w2c_tgt.float(), item.K_tgt.float(), item.times.float() / span, H, W)
+        return images
+
+
 def load_generators(methods: list[Method], *, allow_grid: bool = False, **options) -> dict[str, object]:
     """Build every method's generator up front, so a bad name fails before any work is done.
 
@@ -112,7 +149,15 @@ def load_generators(methods: list[Method], *, allow_grid: bool = False, **option
     out = {}
     for m in methods:
         try:
-            if m.spec.startswith(GRID_PREFIX):
+            if m.spec == SCENE_PREFIX.rstrip(":") or m.spec.startswith(SCENE_PREFIX):
+                if not allow_grid:
+                    raise InputError("reconstructed scenes need the source video and its cameras: use them with the "
+                                     "dycheck, kubric4d or videos benchmark")
+                text = m.spec[len(SCENE_PREFIX):] if m.spec.startswith(SCENE_PREFIX) else ""
+                if text and not (text.isdigit() and int(text) > 0):
+                    raise InputError(f"a scene method is scene or scene:STEPS with STEPS a positive integer, got {m.spec!r}")
+                out[m.label] = SceneMethod(int(text) if text else SCENE_STEPS, m.spec, options.get("device"))
+            elif m.spec.startswith(GRID_PREFIX):
                 if not allow_grid:
                     raise InputError("grid methods need the source video and its cameras: use them with the dycheck, "
                                      "kubric4d or videos benchmark (or --benchmark grid)")
