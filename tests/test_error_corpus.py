@@ -9,7 +9,6 @@ trajectories, camera files, model folders, outputs, prepared data, checkpoints, 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 from pathlib import Path
@@ -17,7 +16,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from vnvs.cli import main
 from vnvs.io import write_video
