@@ -9,10 +9,13 @@ prepare (three copies of a real camera-shot clip, or procedural videos when it i
     decode + gather    vnvs ``gather_frames``     | PyAV threaded decode, RGB conversion and OpenCV
                                                      resize + crop of the same frames
     flow + consistency ``flow_with_consistency``  | OpenCV DIS forward + backward on the same grey frames
+                                                     (serial, and with the backward flows on a second thread,
+                                                     as vnvs runs them when it has two threads)
     splat              ``forward_splat_flow``     | projection-only floor: rounded target pixel and
                                                      bounds test of every source pixel (torch)
     shard write        uint8 packing + ``write_shard`` | safetensors ``save_file`` of the same tensors
-    end to end         ``prepare()`` in process, one worker | raw DIS forward + backward (the target)
+    end to end         ``prepare()`` in process, one worker | raw DIS forward + backward (the target),
+                                                     serial and on two threads
 
 render (``warp+inpaint``, depth from a ``.npy`` file):
     decode             ``VideoStream.chunks``     | PyAV threaded decode + OpenCV resize
@@ -135,6 +138,22 @@ def raw_dis(gray_a: np.ndarray, gray_b: np.ndarray) -> None:
         dis.calc(b, a, None)
 
 
+def raw_dis_two_threads(gray_a: np.ndarray, gray_b: np.ndarray) -> None:
+    """Forward flows on this thread, backward flows on a second one: the arrangement ``DISFlow.both`` uses."""
+    import threading
+
+    worker = threading.Thread(target=raw_dis_one_way, args=(gray_b, gray_a))
+    worker.start()
+    raw_dis_one_way(gray_a, gray_b)
+    worker.join()
+
+
+def raw_dis_one_way(gray_a: np.ndarray, gray_b: np.ndarray) -> None:
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    for a, b in zip(gray_a, gray_b):
+        dis.calc(a, b, None)
+
+
 def projection_floor_flow(flow: torch.Tensor) -> torch.Tensor:
     T, _, H, W = flow.shape
     ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
@@ -237,6 +256,11 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
             for a, b in gv:
                 raw_dis(a, b)
 
+    def flow_raw_two_threads():
+        for gv in gray:
+            for a, b in gv:
+                raw_dis_two_threads(a, b)
+
     def splat():
         gen = torch.Generator().manual_seed(0)
         for cv, fv in zip(clips_u8, flows):
@@ -288,11 +312,16 @@ def bench_prepare(videos: Path, tmp: Path, args) -> dict:
     rows = {
         "decode + gather": row(best(gather, r), best(gather_raw, r), "PyAV threaded decode + RGB + OpenCV resize/crop"),
         "flow + consistency": row(best(flow, r), best(flow_raw, r), "OpenCV DIS (medium) forward + backward"),
+        "flow (DIS on 2 threads)": row(best(flow, r), best(flow_raw_two_threads, r),
+                                       "the same DIS calls, backward flows on a second thread"),
         "splat": row(best(splat, r), best(splat_floor, r), "projection-only floor (torch)"),
         "pack + shard write": row(best(write, r), best(write_raw, r), "safetensors save_file"),
     }
     dis = rows["flow + consistency"]["ceiling_seconds"]
-    rows["end to end (prepare())"] = row(best(end_to_end, r), dis, "raw DIS forward + backward (target >= 0.5)")
+    e2e = best(end_to_end, r)
+    rows["end to end (prepare())"] = row(e2e, dis, "raw DIS forward + backward (target >= 0.5)")
+    rows["end to end vs 2-thread DIS"] = row(e2e, rows["flow (DIS on 2 threads)"]["ceiling_seconds"],
+                                             "raw DIS, backward flows on a second thread")
     cli = []
     for _ in range(max(1, r - 1)):
         dest = tmp / "prepare_cli"

@@ -101,3 +101,22 @@ def test_uint8_frames_give_the_luma_and_flows_of_float_frames():
     fw, bw, ok = flow_with_consistency(get_flow_estimator("dis"), a, b)
     fw_f, bw_f, ok_f = flow_with_consistency(get_flow_estimator("dis"), a.float() / 255, b.float() / 255)
     assert torch.equal(fw, fw_f) and torch.equal(bw, bw_f) and torch.equal(ok, ok_f)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dis_forward_and_backward_together_equal_the_separate_calls(threads):
+    """``DISFlow.both`` (the backward flows on a second thread when the budget allows) gives exactly the
+    flows of two separate calls."""
+    from vnvs.utils.threads import configure_threads, thread_budget
+
+    before = thread_budget()
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randint(0, 256, (3, 3, 40, 48), generator=gen, dtype=torch.uint8)
+    b = torch.roll(a, (1, 3), dims=(-2, -1))
+    est = get_flow_estimator("dis")
+    try:
+        configure_threads(threads)
+        fw, bw = est.both(a, b)
+    finally:
+        configure_threads(before)
+    assert torch.equal(fw, est(a, b)) and torch.equal(bw, est(b, a))

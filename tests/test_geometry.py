@@ -68,6 +68,21 @@ def test_flow_backends_agree(mode):
     assert_same(outs["torch"], outs["reference"])
 
 
+def test_flow_backends_agree_on_non_finite_flow():
+    """NaN and infinite flow vectors drop their source pixel in every backend."""
+    g = torch.Generator().manual_seed(4)
+    img = torch.rand(2, 3, 16, 20, generator=g)
+    flow = 2 * torch.randn(2, 2, 16, 20, generator=g)
+    flow[0, 0, :3] = float("nan")
+    flow[1, 1, 5:8] = float("inf")
+    flow[1, 0, 10:] = -float("inf")
+    outs = {b: forward_splat_flow(img, flow, seed=1, backend=b) for b in BACKENDS}
+    assert_same(outs["numba"], outs["reference"])
+    assert_same(outs["torch"], outs["reference"])
+    finite = forward_splat_flow(img, flow.nan_to_num(nan=1e9, posinf=1e9, neginf=1e9), seed=1, backend="reference")
+    assert_same(outs["reference"], finite)  # same as vectors that leave the image
+
+
 def test_zbuffer_nearest_wins_and_ties_go_to_smallest_index():
     # A fronto-parallel plane seen by a camera with half the focal length: 2x2 source blocks
     # collide on each target pixel with exactly equal depth -> the smallest source index wins.

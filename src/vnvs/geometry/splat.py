@@ -343,15 +343,14 @@ def forward_splat_flow(
     coords = (pixel_grid(H, W, device=flow.device) + flow.to(torch.float32)).reshape(T, 2, -1)
     z = depth.to(torch.float32).reshape(T, -1) if depth is not None else None
     key = random_keys((T, H * W), generator, seed, device=image.device) if mode == "random" else z
-    ok = torch.isfinite(coords).all(1)
-    if z is not None:
-        ok &= torch.isfinite(z) & (z > 0)
-    if valid is not None:
-        ok &= valid.reshape(T, -1)
 
     if backend == "numba":
         from vnvs.geometry._splat_numba import splat_coords_kernel
 
+        # the kernel's bounds test rejects non-finite coordinates (every comparison with NaN is False)
+        ok = valid.reshape(T, -1).to(torch.bool) if valid is not None else torch.ones(T, H * W, dtype=torch.bool)
+        if z is not None:
+            ok = ok & torch.isfinite(z) & (z > 0)
         img = image.detach().reshape(T, C, -1).contiguous()
         outs = _numba_outputs(img, out_h, out_w)
         z_np = z.contiguous().numpy() if z is not None else np.zeros((0, 0), dtype=np.float32)
@@ -360,6 +359,11 @@ def forward_splat_flow(
             splat_coords_kernel(img.numpy(), W, coords_np, z_np, ok_np, key_np, out_h, out_w, *(o.numpy() for o in outs))
         return _as_result(outs, out_h, out_w)
 
+    ok = torch.isfinite(coords).all(1)
+    if z is not None:
+        ok &= torch.isfinite(z) & (z > 0)
+    if valid is not None:
+        ok &= valid.reshape(T, -1)
     ut = torch.floor(coords[:, 0].to(torch.float64) + 0.5)
     vt = torch.floor(coords[:, 1].to(torch.float64) + 0.5)
     ok &= (ut >= 0) & (vt >= 0) & (ut < out_w) & (vt < out_h)
