@@ -21,9 +21,10 @@ EDGE_TOL = 1e-6
 """A pixel centre is inside a triangle when each edge function is at least ``-EDGE_TOL * |2 area|``."""
 
 
-@numba.njit(inline="always")
-def _weights(X, Y, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2):  # pragma: no cover - compiled
-    """(inside, target depth, s0, s1, s2): the source-image barycentrics of pixel centre (X, Y)."""
+@numba.njit(inline="always", error_model="numpy")
+def _weights(X, Y, x0, y0, x1, y1, x2, y2, iz0, iz1, iz2, w0, w1, w2):  # pragma: no cover - compiled
+    """(inside, target depth, s0, s1, s2): the source-image barycentrics of pixel centre (X, Y);
+    ``iz*`` are the vertices' inverse target depths, ``w*`` their source depths."""
     e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
     e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
     e2 = (x1 - x0) * (Y - y0) - (y1 - y0) * (X - x0)
@@ -41,49 +42,103 @@ def _weights(X, Y, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2):  # pragma: n
     S = e0 + e1 + e2
     if not (S > 0.0):
         return False, 0.0, 0.0, 0.0, 0.0
-    q0 = e0 / z0
-    q1 = e1 / z1
-    q2 = e2 / z2
+    q0 = e0 * iz0
+    q1 = e1 * iz1
+    q2 = e2 * iz2
     zt = S / (q0 + q1 + q2)
     r0 = q0 * w0
     r1 = q1 * w1
     r2 = q2 * w2
-    rs = r0 + r1 + r2
-    return True, zt, r0 / rs, r1 / rs, r2 / rs
+    inv = 1.0 / (r0 + r1 + r2)
+    return True, zt, r0 * inv, r1 * inv, r2 * inv
 
 
-@numba.njit(inline="always")
-def _triangle(H, W, tri):  # pragma: no cover - compiled
-    """Source indices (sorted) of triangle ``tri``: quad ``q = tri // 2`` split along its a-d diagonal."""
-    q = tri // 2
-    y = q // (W - 1)
-    x = q - y * (W - 1)
-    a = y * W + x
-    if tri % 2 == 0:
-        return a, a + 1, a + W + 1
-    return a, a + W, a + W + 1
+@numba.njit(inline="always", error_model="numpy")
+def _setup(i0, i1, i2, px, py, pz, ws, fscale, ratio, stretch, out_h, out_w):  # pragma: no cover - compiled
+    """(drawn, bx0, bx1, by0, by1, area): the reference's tests of whether the triangle of vertices
+    ``i0 < i1 < i2`` is drawn, cheapest first (each only decides that, so their order is free), and
+    its pixel bounding box."""
+    x0, y0, x1, y1, x2, y2 = px[i0], py[i0], px[i1], py[i1], px[i2], py[i2]
+    bx0 = max(np.ceil(min(x0, min(x1, x2)) - MARGIN), 0.0)
+    bx1 = min(np.floor(max(x0, max(x1, x2)) + MARGIN), out_w - 1.0)
+    by0 = max(np.ceil(min(y0, min(y1, y2)) - MARGIN), 0.0)
+    by1 = min(np.floor(max(y0, max(y1, y2)) + MARGIN), out_h - 1.0)
+    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+    if bx0 > bx1 or by0 > by1 or area == 0.0:
+        return False, 0, -1, 0, -1, area
+    w0, w1, w2 = ws[i0], ws[i1], ws[i2]
+    if max(w0, max(w1, w2)) > ratio * min(w0, min(w1, w2)):
+        longest = max(math.sqrt((x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)),
+                      max(math.sqrt((x2 - x0) * (x2 - x0) + (y2 - y0) * (y2 - y0)),
+                          math.sqrt((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1))))
+        mag = fscale * max(w0 / pz[i0], max(w1 / pz[i1], w2 / pz[i2]))
+        if longest > mag * SQRT2 + stretch:
+            return False, 0, -1, 0, -1, area
+    return True, int(bx0), int(bx1), int(by0), int(by1), area
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near, ratio, stretch,
+@numba.njit(inline="always", error_model="numpy")
+def _test(tag, X, Y, p, i0, i1, i2, px, py, piz, ws, area, best, win, sw):  # pragma: no cover - compiled
+    """Pixel centre (X, Y) (pixel ``p``) against the triangle of vertices ``i0 < i1 < i2``: the z-test
+    of ``_weights``'s depth; the winner's tag and barycentrics are kept. Strict ``<``: triangles arrive
+    in index order, so ties go to the smaller index."""
+    x0, y0, x1, y1, x2, y2 = px[i0], py[i0], px[i1], py[i1], px[i2], py[i2]
+    e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
+    e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
+    e2 = (x1 - x0) * (Y - y0) - (y1 - y0) * (X - x0)
+    if area < 0.0:
+        e0 = -e0
+        e1 = -e1
+        e2 = -e2
+    tol = abs(area) * EDGE_TOL
+    if not (e0 >= -tol and e1 >= -tol and e2 >= -tol):
+        return
+    e0 = max(e0, 0.0)
+    e1 = max(e1, 0.0)
+    e2 = max(e2, 0.0)
+    S = e0 + e1 + e2
+    if not (S > 0.0):
+        return
+    q0 = e0 * piz[i0]
+    q1 = e1 * piz[i1]
+    q2 = e2 * piz[i2]
+    k = np.float32(S / (q0 + q1 + q2))
+    if k < best[p]:
+        best[p] = k
+        win[p] = tag
+        r0 = q0 * ws[i0]
+        r1 = q1 * ws[i1]
+        r2 = q2 * ws[i2]
+        inv = 1.0 / (r0 + r1 + r2)
+        sw[0, p] = r0 * inv
+        sw[1, p] = r1 * inv
+        sw[2, p] = r2 * inv
+
+
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near, ratio, stretch, fill_points,
                 out_image, out_corr, out_depth, out_index, out_mask):  # pragma: no cover - compiled
     """Depth-mesh rasterisation, one frame per task.
 
     image (T,C,H*W); depth (T,H,W) f32; valid (T,H,W) bool or empty; Kinv, R, Kt (T,3,3) f64;
-    t (T,3) f64; fscale (T,) f64 target/source focal ratio; outputs (T,C,P) image dtype, (T,2,P) f32, (T,P) f32, (T,P) i64, (T,P) bool.
+    t (T,3) f64; fscale (T,) f64 target/source focal ratio; fill_points: pixels no triangle covers take
+    the z-buffer point splat of the same vertices (``forward_splat``'s result); outputs (T,C,P) image
+    dtype, (T,2,P) f32, (T,P) f32, (T,P) i64, (T,P) bool.
     """
     T, H, W = depth.shape
     C = image.shape[1]
     has_valid = valid.shape[0] > 0
     P = out_h * out_w
     N = H * W
-    num_tri = 2 * (H - 1) * (W - 1) if H > 1 and W > 1 else 0
     for f in numba.prange(T):
         px = np.empty(N, dtype=np.float64)
         py = np.empty(N, dtype=np.float64)
         pz = np.empty(N, dtype=np.float64)
+        piz = np.empty(N, dtype=np.float64)
         ws = np.empty(N, dtype=np.float64)
         ok = np.zeros(N, dtype=np.bool_)
+        pbest = np.full(P if fill_points else 0, np.inf, dtype=np.float32)
+        pwin = np.full(P if fill_points else 0, -1, dtype=np.int32)
         a00, a01, a02 = Kinv[f, 0, 0], Kinv[f, 0, 1], Kinv[f, 0, 2]
         a10, a11, a12 = Kinv[f, 1, 0], Kinv[f, 1, 1], Kinv[f, 1, 2]
         a20, a21, a22 = Kinv[f, 2, 0], Kinv[f, 2, 1], Kinv[f, 2, 2]
@@ -120,69 +175,95 @@ def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near,
                 px[i] = ux
                 py[i] = uy
                 pz[i] = qz
+                piz[i] = 1.0 / qz
                 ws[i] = z
                 ok[i] = True
+                if fill_points:  # splat_depth_kernel's point: nearest pixel, float32 depth, first index on ties
+                    ut = ux + 0.5
+                    vt = uy + 0.5
+                    if ut >= 0.0 and vt >= 0.0 and ut < out_w and vt < out_h:
+                        p = int(vt) * out_w + int(ut)
+                        k = np.float32(qz)
+                        if k < pbest[p]:
+                            pbest[p] = k
+                            pwin[p] = i
 
         best = np.full(P, np.inf, dtype=np.float32)
-        win = np.full(P, -1, dtype=np.int64)
-        for tri in range(num_tri):
-            i0, i1, i2 = _triangle(H, W, tri)
-            if not (ok[i0] and ok[i1] and ok[i2]):
-                continue
-            w0, w1, w2 = ws[i0], ws[i1], ws[i2]
-            x0, y0, x1, y1, x2, y2 = px[i0], py[i0], px[i1], py[i1], px[i2], py[i2]
-            z0, z1, z2 = pz[i0], pz[i1], pz[i2]
-            if max(w0, max(w1, w2)) > ratio * min(w0, min(w1, w2)):
-                longest = max(math.sqrt((x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0)),
-                              max(math.sqrt((x2 - x0) * (x2 - x0) + (y2 - y0) * (y2 - y0)),
-                                  math.sqrt((x2 - x1) * (x2 - x1) + (y2 - y1) * (y2 - y1))))
-                mag = fscale[f] * max(w0 / z0, max(w1 / z1, w2 / z2))
-                if longest > mag * SQRT2 + stretch:
+        win = np.full(P, -1, dtype=np.int32)  # 2 * a + k: quad of top-left vertex a, its triangle k
+        sw = np.empty((3, P), dtype=np.float64)  # the winner's barycentrics
+        fs = fscale[f]
+        for qy in range(H - 1):  # quads in index order; per pixel, the quad's two triangles in order
+            for qx in range(W - 1):
+                a = qy * W + qx
+                d = a + W + 1
+                if not (ok[a] and ok[d]):
                     continue
-            area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
-            if area == 0.0:
-                continue
-            bx0 = max(np.ceil(min(x0, min(x1, x2)) - MARGIN), 0.0)
-            bx1 = min(np.floor(max(x0, max(x1, x2)) + MARGIN), out_w - 1.0)
-            by0 = max(np.ceil(min(y0, min(y1, y2)) - MARGIN), 0.0)
-            by1 = min(np.floor(max(y0, max(y1, y2)) + MARGIN), out_h - 1.0)
-            if bx0 > bx1 or by0 > by1:
-                continue
-            for yy in range(int(by0), int(by1) + 1):
-                Yc = float(yy)
-                for xx in range(int(bx0), int(bx1) + 1):
-                    inside, zt, s0, s1, s2 = _weights(float(xx), Yc, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2)
-                    if not inside:
-                        continue
-                    p = yy * out_w + xx
-                    k = np.float32(zt)
-                    if k < best[p]:
-                        best[p] = k
-                        win[p] = tri
+                draw0, ax0, ax1, ay0, ay1, area0 = False, 0, -1, 0, -1, 0.0
+                draw1, cx0, cx1, cy0, cy1, area1 = False, 0, -1, 0, -1, 0.0
+                if ok[a + 1]:
+                    draw0, ax0, ax1, ay0, ay1, area0 = _setup(a, a + 1, d, px, py, pz, ws, fs, ratio, stretch,
+                                                              out_h, out_w)
+                if ok[a + W]:
+                    draw1, cx0, cx1, cy0, cy1, area1 = _setup(a, a + W, d, px, py, pz, ws, fs, ratio, stretch,
+                                                              out_h, out_w)
+                if draw0 and draw1:
+                    lx, hx, ly, hy = min(ax0, cx0), max(ax1, cx1), min(ay0, cy0), max(ay1, cy1)
+                elif draw0:
+                    lx, hx, ly, hy = ax0, ax1, ay0, ay1
+                elif draw1:
+                    lx, hx, ly, hy = cx0, cx1, cy0, cy1
+                else:
+                    continue
+                for yy in range(ly, hy + 1):
+                    Y = float(yy)
+                    for xx in range(lx, hx + 1):
+                        p = yy * out_w + xx
+                        if draw0 and ax0 <= xx <= ax1 and ay0 <= yy <= ay1:
+                            _test(2 * a, float(xx), Y, p, a, a + 1, d, px, py, piz, ws, area0, best, win, sw)
+                        if draw1 and cx0 <= xx <= cx1 and cy0 <= yy <= cy1:
+                            _test(2 * a + 1, float(xx), Y, p, a, a + W, d, px, py, piz, ws, area1, best, win, sw)
 
-        for p in range(P):
-            tri = win[p]
-            if tri < 0:
+        for yy in range(out_h):
+            Y = float(yy)
+            for xx in range(out_w):
+                p = yy * out_w + xx
+                tag = win[p]
+                if tag < 0:
+                    i = pwin[p] if fill_points else -1
+                    if i >= 0:
+                        for c in range(C):
+                            out_image[f, c, p] = image[f, c, i]
+                        out_corr[f, 0, p] = np.float32(i % W)
+                        out_corr[f, 1, p] = np.float32(i // W)
+                        out_depth[f, p] = pbest[p]
+                        out_index[f, p] = i
+                        out_mask[f, p] = True
+                        continue
+                    for c in range(C):
+                        out_image[f, c, p] = 0.0
+                    out_corr[f, 0, p] = 0.0
+                    out_corr[f, 1, p] = 0.0
+                    out_depth[f, p] = 0.0
+                    out_index[f, p] = -1
+                    out_mask[f, p] = False
+                    continue
+                i0 = tag >> 1
+                i2 = i0 + W + 1
+                i1 = i0 + W if tag & 1 else i0 + 1
+                s0, s1, s2 = sw[0, p], sw[1, p], sw[2, p]
+                zt = best[p]
                 for c in range(C):
-                    out_image[f, c, p] = 0.0
-                out_corr[f, 0, p] = 0.0
-                out_corr[f, 1, p] = 0.0
-                out_depth[f, p] = 0.0
-                out_index[f, p] = -1
-                out_mask[f, p] = False
-                continue
-            i0, i1, i2 = _triangle(H, W, tri)
-            inside, zt, s0, s1, s2 = _weights(float(p % out_w), float(p // out_w), px[i0], py[i0], px[i1], py[i1],
-                                              px[i2], py[i2], pz[i0], pz[i1], pz[i2], ws[i0], ws[i1], ws[i2])
-            for c in range(C):
-                out_image[f, c, p] = s0 * float(image[f, c, i0]) + s1 * float(image[f, c, i1]) + s2 * float(image[f, c, i2])
-            out_corr[f, 0, p] = np.float32(s0 * float(i0 % W) + s1 * float(i1 % W) + s2 * float(i2 % W))
-            out_corr[f, 1, p] = np.float32(s0 * float(i0 // W) + s1 * float(i1 // W) + s2 * float(i2 // W))
-            out_depth[f, p] = np.float32(zt)
-            if s0 >= s1 and s0 >= s2:
-                out_index[f, p] = i0
-            elif s1 >= s2:
-                out_index[f, p] = i1
-            else:
-                out_index[f, p] = i2
-            out_mask[f, p] = True
+                    out_image[f, c, p] = (s0 * float(image[f, c, i0]) + s1 * float(image[f, c, i1])
+                                          + s2 * float(image[f, c, i2]))
+                x0, y0 = i0 % W, i0 // W
+                out_corr[f, 0, p] = np.float32(s0 * float(x0) + s1 * float(i1 - (y0 + (tag & 1)) * W)
+                                               + s2 * float(x0 + 1))
+                out_corr[f, 1, p] = np.float32(s0 * float(y0) + s1 * float(y0 + (tag & 1)) + s2 * float(y0 + 1))
+                out_depth[f, p] = zt
+                if s0 >= s1 and s0 >= s2:
+                    out_index[f, p] = i0
+                elif s1 >= s2:
+                    out_index[f, p] = i1
+                else:
+                    out_index[f, p] = i2
+                out_mask[f, p] = True

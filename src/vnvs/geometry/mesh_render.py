@@ -98,7 +98,7 @@ def _triangles(H: int, W: int, device=None) -> torch.Tensor:
     return torch.stack([t0, t1], 1).reshape(-1, 3)
 
 
-def _weights_torch(X, Y, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2):
+def _weights_torch(X, Y, x0, y0, x1, y1, x2, y2, iz0, iz1, iz2, w0, w1, w2):
     """Vectorised twin of ``_mesh_numba._weights``: (inside, target depth, s0, s1, s2)."""
     e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
     e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
@@ -111,11 +111,11 @@ def _weights_torch(X, Y, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2):
     e0, e1, e2 = e0.clamp(min=0.0), e1.clamp(min=0.0), e2.clamp(min=0.0)
     S = e0 + e1 + e2
     inside &= S > 0
-    q0, q1, q2 = e0 / z0, e1 / z1, e2 / z2
+    q0, q1, q2 = e0 * iz0, e1 * iz1, e2 * iz2
     zt = S / (q0 + q1 + q2)
     r0, r1, r2 = q0 * w0, q1 * w1, q2 * w2
-    rs = r0 + r1 + r2
-    return inside, zt, r0 / rs, r1 / rs, r2 / rs
+    inv = 1.0 / (r0 + r1 + r2)
+    return inside, zt, r0 * inv, r1 * inv, r2 * inv
 
 
 def _usable_triangles(tris, px, py, pz, ok, ws, fscale, ratio: float, stretch: float):
@@ -145,7 +145,8 @@ def _resolve(image_f, src_w, tris, px, py, pz, ws, win, out_w):
     i0, i1, i2 = tri[:, 0], tri[:, 1], tri[:, 2]
     X = (hit % out_w).to(torch.float64)
     Y = torch.div(hit, out_w, rounding_mode="floor").to(torch.float64)
-    _, zt, s0, s1, s2 = _weights_torch(X, Y, px[i0], py[i0], px[i1], py[i1], px[i2], py[i2], pz[i0], pz[i1], pz[i2],
+    iz = 1.0 / pz
+    _, zt, s0, s1, s2 = _weights_torch(X, Y, px[i0], py[i0], px[i1], py[i1], px[i2], py[i2], iz[i0], iz[i1], iz[i2],
                                        ws[i0], ws[i1], ws[i2])
     img = image_f.to(torch.float64)
     col = s0 * img[:, i0] + s1 * img[:, i1] + s2 * img[:, i2]
@@ -171,6 +172,7 @@ def _render_torch(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
     ws = depth.reshape(T, -1).to(torch.float64)
     tris = _triangles(H, W, dev)
     keep = _usable_triangles(tris, px, py, pz, ok, ws, fscale, ratio, stretch)
+    piz = 1.0 / pz
     P = out_h * out_w
     outs = [[] for _ in range(5)]
     sentinel = torch.iinfo(torch.int64).max
@@ -207,7 +209,7 @@ def _render_torch(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
             t3 = tri[rep]
             i0, i1, i2 = t3[:, 0], t3[:, 1], t3[:, 2]
             inside, zt, *_ = _weights_torch(X, Y, px[f, i0], py[f, i0], px[f, i1], py[f, i1], px[f, i2], py[f, i2],
-                                            pz[f, i0], pz[f, i1], pz[f, i2], ws[f, i0], ws[f, i1], ws[f, i2])
+                                            piz[f, i0], piz[f, i1], piz[f, i2], ws[f, i0], ws[f, i1], ws[f, i2])
             bits = zt.to(torch.float32).view(torch.int32).to(torch.int64)
             packed = (bits << 32) | ids[rep]
             pix = torch.where(inside, (Y * out_w + X).to(torch.int64), torch.full_like(rep, P))
@@ -221,7 +223,7 @@ def _render_torch(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
                        corr.reshape(T, 2, out_h, out_w), zt.reshape(T, out_h, out_w), index.reshape(T, out_h, out_w))
 
 
-def _weights_py(X, Y, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2):
+def _weights_py(X, Y, x0, y0, x1, y1, x2, y2, iz0, iz1, iz2, w0, w1, w2):
     """Plain-Python twin of ``_mesh_numba._weights`` (Python floats are IEEE float64)."""
     e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
     e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
@@ -236,11 +238,11 @@ def _weights_py(X, Y, x0, y0, x1, y1, x2, y2, z0, z1, z2, w0, w1, w2):
     S = e0 + e1 + e2
     if not S > 0.0:
         return False, 0.0, 0.0, 0.0, 0.0
-    q0, q1, q2 = e0 / z0, e1 / z1, e2 / z2
+    q0, q1, q2 = e0 * iz0, e1 * iz1, e2 * iz2
     zt = S / (q0 + q1 + q2)
     r0, r1, r2 = q0 * w0, q1 * w1, q2 * w2
-    rs = r0 + r1 + r2
-    return True, zt, r0 / rs, r1 / rs, r2 / rs
+    inv = 1.0 / (r0 + r1 + r2)
+    return True, zt, r0 * inv, r1 * inv, r2 * inv
 
 
 def _render_reference(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch):
@@ -258,6 +260,7 @@ def _render_reference(image, depth, valid, cams, fscale, out_h, out_w, ratio, st
     index = torch.full((T, P), -1, dtype=torch.int64)
     for f in range(T):
         X_, Y_, Z_, O_, S_ = px[f], py[f], pz[f], ok[f], ws[f]
+        IZ_ = [1.0 / z if z != 0.0 else math.inf for z in Z_]
         best = [math.inf] * P
         win = [-1] * P
         for n, (i0, i1, i2) in enumerate(tris):
@@ -281,7 +284,7 @@ def _render_reference(image, depth, valid, cams, fscale, out_h, out_w, ratio, st
             for yy in range(by0, by1 + 1):
                 for xx in range(bx0, bx1 + 1):
                     inside, zt, *_ = _weights_py(float(xx), float(yy), x0, y0, x1, y1, x2, y2,
-                                                 Z_[i0], Z_[i1], Z_[i2], *w)
+                                                 IZ_[i0], IZ_[i1], IZ_[i2], *w)
                     p = yy * out_w + xx
                     if inside and float(np.float32(zt)) < best[p]:
                         best[p], win[p] = float(np.float32(zt)), n
@@ -290,7 +293,7 @@ def _render_reference(image, depth, valid, cams, fscale, out_h, out_w, ratio, st
                 continue
             i0, i1, i2 = tris[win[p]]
             _, zt, s0, s1, s2 = _weights_py(float(p % out_w), float(p // out_w), X_[i0], Y_[i0], X_[i1], Y_[i1],
-                                            X_[i2], Y_[i2], Z_[i0], Z_[i1], Z_[i2], S_[i0], S_[i1], S_[i2])
+                                            X_[i2], Y_[i2], IZ_[i0], IZ_[i1], IZ_[i2], S_[i0], S_[i1], S_[i2])
             for c in range(C):
                 warped[f, c, p] = s0 * img[f][c][i0] + s1 * img[f][c][i1] + s2 * img[f][c][i2]
             corr[f, 0, p] = s0 * (i0 % W) + s1 * (i1 % W) + s2 * (i2 % W)
@@ -386,8 +389,8 @@ def mesh_render(
     elif backend == "torch":
         cams = tuple(c.to(image.device) for c in cams)
         out = _render_torch(image, depth, valid, cams, fscale.to(image.device), out_h, out_w, ratio, stretch)
-    else:
-        out = _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch)
+    else:  # the compiled kernel fills the holes with the points itself, from the vertices it projected
+        return _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch, fill_points)
     if not fill_points:
         return out
     pts = forward_splat(image, depth, K_src, w2c_src, K_tgt, w2c_tgt, target_size=(out_h, out_w), valid=valid,
@@ -398,7 +401,7 @@ def mesh_render(
                        torch.where(hole, pts.index, out.index))
 
 
-def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch):
+def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch, fill_points):
     T, C = image.shape[:2]
     if image.device.type != "cpu":
         raise ValueError("the numba mesh backend runs on CPU tensors; use backend='torch' on CUDA")
@@ -411,5 +414,5 @@ def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
     depth_np, fscale_np = depth.contiguous().numpy(), fscale.cpu().contiguous().numpy()
     with numba_launch():
         mesh_kernel(img.numpy(), depth_np, valid_np, Kinv.numpy(), R.numpy(), t.numpy(), Kt.numpy(), fscale_np,
-                    out_h, out_w, _NEAR, ratio, stretch, *(o.numpy() for o in outs))
+                    out_h, out_w, _NEAR, ratio, stretch, bool(fill_points), *(o.numpy() for o in outs))
     return _as_result(outs, out_h, out_w)
