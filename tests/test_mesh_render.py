@@ -29,11 +29,12 @@ def intrinsics(H, W, f=None):
 def test_constants_match_the_kernel():
     assert (mesh_module.EDGE_TOL, mesh_module.MARGIN, mesh_module.SQRT2) == \
         (_mesh_numba.EDGE_TOL, _mesh_numba.MARGIN, _mesh_numba.SQRT2)
+    assert [tuple(n) for n in _mesh_numba.NEIGHBOURS.tolist()] == list(mesh_module._NEIGHBOURS)
 
 
 @pytest.mark.parametrize("target_size", [None, (17, 29)])
-@pytest.mark.parametrize("fill_points", [False, True])
-def test_backends_agree_bit_for_bit(target_size, fill_points):
+@pytest.mark.parametrize("fill_points,extend", [(False, False), (True, False), (True, True)])
+def test_backends_agree_bit_for_bit(target_size, fill_points, extend):
     T, H, W = 2, 14, 18
     g = torch.Generator().manual_seed(1)
     img = torch.rand(T, 3, H, W, generator=g)
@@ -47,7 +48,7 @@ def test_backends_agree_bit_for_bit(target_size, fill_points):
         Kt[:, 0] *= target_size[1] / W
         Kt[:, 1] *= target_size[0] / H
     outs = {b: mesh_render(img, depth, K, w2c, Kt, w2t, target_size=target_size, valid=valid, fill_points=fill_points,
-                           backend=b) for b in BACKENDS}
+                           extend=extend, backend=b) for b in BACKENDS}
     ref = outs["reference"]
     assert 0.2 < ref.mask.float().mean() < 1.0
     assert_same(outs["numba"], ref)
@@ -161,10 +162,31 @@ def test_fill_points_only_adds_pixels():
     depth = torch.full((T, H, W), 3.0)
     depth[:, 5:11, 5:11] = 1.0
     K, w2c, Kt, w2t = make_cameras(T, H, W, yaw=0.1)
-    bare = mesh_render(img, depth, K, w2c, Kt, w2t, fill_points=False)
-    full = mesh_render(img, depth, K, w2c, Kt, w2t)
-    assert (full.mask & ~bare.mask).any() and not (bare.mask & ~full.mask).any()
-    assert torch.equal(full.warped[:, :, bare.mask[0]], bare.warped[:, :, bare.mask[0]])
+    bare = mesh_render(img, depth, K, w2c, Kt, w2t, fill_points=False, extend=False)
+    for fill_points, extend in ((True, False), (False, True), (True, True)):
+        full = mesh_render(img, depth, K, w2c, Kt, w2t, fill_points=fill_points, extend=extend)
+        assert (full.mask & ~bare.mask).any() and not (bare.mask & ~full.mask).any()
+        assert torch.equal(full.warped[:, :, bare.mask[0]], bare.warped[:, :, bare.mask[0]])
+
+
+def test_extension_reveals_background_next_to_a_silhouette():
+    """A box in front of a wall, the camera moved sideways: the wall's band next to the box's silhouette,
+    which the cut triangles leave open, is filled with the wall (its colour, its depth) and nothing else."""
+    T, H, W = 1, 24, 24
+    img = torch.full((T, 3, H, W), 0.2)
+    depth = torch.full((T, H, W), 4.0)
+    img[:, :, 8:16, 8:16] = 0.9
+    depth[:, 8:16, 8:16] = 1.0
+    K, I = intrinsics(H, W), torch.eye(4)[None]
+    w2t = I.clone()
+    w2t[:, 0, 3] = -0.15  # the camera moves right: the wall right of the box is revealed
+    bare = mesh_render(img, depth, K, I, K, w2t, fill_points=False, extend=False)
+    ext = mesh_render(img, depth, K, I, K, w2t, fill_points=False, extend=True)
+    added = ext.mask & ~bare.mask
+    assert added.sum() >= 8  # at least a pixel per row of the box
+    torch.testing.assert_close(ext.warped[0][:, added[0]], torch.full((3, int(added.sum())), 0.2))
+    assert (ext.depth[added] > 3.5).all()
+    assert not (ext.mask & ~bare.mask & (ext.depth < 3.5)).any()
 
 
 def test_render_control_takes_the_renderer():

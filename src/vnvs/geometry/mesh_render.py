@@ -52,6 +52,8 @@ DEFAULT_STRETCH = 1.0
 longest a surface triangle of its magnification would have by at most this many pixels."""
 SQRT2 = math.sqrt(2.0)
 _NEAR = 1e-4
+_NEIGHBOURS = ((0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))
+"""(dy, dx) of the 8-neighbours in the order :func:`extend_background` scans them."""
 _CHUNK = 1 << 22
 """(triangle, pixel) candidates per torch pass (bounds the memory of large or stretched triangles)."""
 
@@ -307,6 +309,57 @@ def _render_reference(image, depth, valid, cams, fscale, out_h, out_w, ratio, st
                        zbuf.to(torch.float32).reshape(T, out_h, out_w).to(dev), index.reshape(T, out_h, out_w).to(dev))
 
 
+def extend_background(image: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor | None = None,
+                      max_depth_ratio: float = DEFAULT_DEPTH_RATIO):
+    """The source frames with each depth discontinuity's near side pushed to the far side's depth.
+
+    A usable pixel (valid, finite positive depth) whose deepest 8-neighbour is more than
+    ``max_depth_ratio`` times deeper is *modified*: it takes that neighbour's depth and colour (the first
+    of equals, the four side neighbours before the diagonals). Meshed, the modified pixels continue the background under
+    the foreground's silhouette by one pixel, so the background band next to a silhouette, which the
+    foreground's cut triangles leave uncovered, is filled with background where a new view reveals it.
+
+    Args:
+        image: ``(T, C, H, W)`` frames.
+        depth: ``(T, H, W)`` z-depth.
+        valid: ``(T, H, W)`` bool, pixels to use.
+        max_depth_ratio: the depth jump that counts as a discontinuity (as in :func:`mesh_render`).
+
+    Returns:
+        ``(ext_image, ext_depth, modified, region)``: the frames and depth with the modified pixels
+        replaced, the ``(T, H, W)`` modified pixels, and the usable pixels within one pixel of one.
+
+    Example:
+        >>> d = torch.full((1, 3, 4), 1.0); d[..., 2:] = 3.0
+        >>> img = torch.arange(12.0).reshape(1, 1, 3, 4)
+        >>> ext_img, ext_d, modified, region = extend_background(img, d)
+        >>> modified[0].int().tolist(), ext_d[0, 0].tolist(), ext_img[0, 0, 1].tolist()
+        ([[0, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]], [1.0, 3.0, 3.0, 3.0], [4.0, 6.0, 6.0, 7.0])
+    """
+    T, C, H, W = image.shape
+    dev = depth.device
+    usable = torch.isfinite(depth) & (depth > 0)
+    if valid is not None:
+        usable &= valid.to(dev)
+    d = torch.where(usable, depth, torch.zeros((), dtype=depth.dtype, device=dev))
+    index = torch.arange(H * W, device=dev).reshape(1, H, W)
+    dp = torch.nn.functional.pad(d, (1, 1, 1, 1))
+    ip = torch.nn.functional.pad(index, (1, 1, 1, 1), value=-1).expand(T, -1, -1)
+    deepest, source = d.clone(), index.expand(T, -1, -1).clone()
+    for dy, dx in _NEIGHBOURS:
+        nd = dp[:, 1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+        deeper = nd > deepest
+        deepest = torch.where(deeper, nd, deepest)
+        source = torch.where(deeper, ip[:, 1 + dy:1 + dy + H, 1 + dx:1 + dx + W], source)
+    modified = usable & (deepest > d * torch.tensor(max_depth_ratio, dtype=d.dtype, device=dev))
+    ext_depth = torch.where(modified, deepest, depth)
+    flat = image.reshape(T, C, H * W)
+    moved = torch.gather(flat, 2, source.reshape(T, 1, H * W).expand(T, C, -1)).reshape(T, C, H, W)
+    ext_image = torch.where(modified[:, None], moved, image)
+    near = torch.nn.functional.max_pool2d(modified[:, None].to(torch.float32), 3, stride=1, padding=1)[:, 0] > 0
+    return ext_image, ext_depth, modified, near & usable
+
+
 def mesh_render(
     image: torch.Tensor,
     depth: torch.Tensor,
@@ -320,6 +373,7 @@ def mesh_render(
     max_depth_ratio: float = DEFAULT_DEPTH_RATIO,
     max_stretch: float = DEFAULT_STRETCH,
     fill_points: bool = True,
+    extend: bool = True,
     backend: str = "auto",
 ) -> SplatResult:
     """Carry source frames to target cameras by rasterising each frame's depth mesh with a z-buffer.
@@ -349,6 +403,10 @@ def mesh_render(
         fill_points: target pixels no triangle covers take the z-buffer point splat's result
             (:func:`~vnvs.geometry.splat.forward_splat`): the source pixels on a cut edge still land
             on the sub-pixel band between their centre and the silhouette, which no triangle reaches.
+        extend: target pixels no triangle covers may also take the mesh of :func:`extend_background`'s
+            frames (the background continued one pixel under each silhouette): the band between the
+            background's last pixel centre and the silhouette, which a new view can reveal. Where both a
+            point and the extension land, the nearer wins.
         backend: ``"auto"`` (numba on CPU, torch on CUDA), ``"numba"``, ``"torch"`` or ``"reference"``.
 
     Returns:
@@ -384,24 +442,38 @@ def mesh_render(
     fscale = _focal_ratio(K_src, K_tgt)
     image = image.detach()
     depth = depth.detach().to(torch.float32)
-    if backend == "reference":
-        out = _render_reference(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch)
-    elif backend == "torch":
-        cams = tuple(c.to(image.device) for c in cams)
-        out = _render_torch(image, depth, valid, cams, fscale.to(image.device), out_h, out_w, ratio, stretch)
-    else:  # the compiled kernel fills the holes with the points itself, from the vertices it projected
-        return _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch, fill_points)
-    if not fill_points:
+    if backend == "numba":  # one kernel: triangles, then the points and the extension in the holes
+        return _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch, fill_points, extend)
+    ext = extend_background(image, depth, valid, ratio) if extend else None
+
+    def triangles(img, dep, val):
+        if backend == "reference":
+            return _render_reference(img, dep, val, cams, fscale, out_h, out_w, ratio, stretch)
+        return _render_torch(img, dep, val, tuple(c.to(image.device) for c in cams), fscale.to(image.device),
+                             out_h, out_w, ratio, stretch)
+
+    out = triangles(image, depth, valid)
+    if not (fill_points or extend):
         return out
-    pts = forward_splat(image, depth, K_src, w2c_src, K_tgt, w2c_tgt, target_size=(out_h, out_w), valid=valid,
-                        backend=backend)
     hole = ~out.mask
-    return SplatResult(torch.where(hole[:, None], pts.warped, out.warped), out.mask | pts.mask,
-                       torch.where(hole[:, None], pts.corr, out.corr), torch.where(hole, pts.depth, out.depth),
-                       torch.where(hole, pts.index, out.index))
+    empty = SplatResult(torch.zeros_like(out.warped), torch.zeros_like(out.mask), torch.zeros_like(out.corr),
+                        torch.zeros_like(out.depth), torch.full_like(out.index, -1))
+    pts = forward_splat(image, depth, K_src, w2c_src, K_tgt, w2c_tgt, target_size=(out_h, out_w), valid=valid,
+                        backend=backend) if fill_points else empty
+    bg = triangles(ext[0], ext[1], ext[3]) if extend else empty
+    use_bg = hole & bg.mask & (~pts.mask | (bg.depth < pts.depth))
+    use_pts = hole & pts.mask & ~use_bg
+
+    def pick(a, b, c):
+        wb, wp = (use_bg[:, None], use_pts[:, None]) if a.dim() == 4 else (use_bg, use_pts)
+        return torch.where(wb, b, torch.where(wp, c, a))
+
+    return SplatResult(pick(out.warped, bg.warped, pts.warped), out.mask | use_bg | use_pts,
+                       pick(out.corr, bg.corr, pts.corr), pick(out.depth, bg.depth, pts.depth),
+                       pick(out.index, bg.index, pts.index))
 
 
-def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch, fill_points):
+def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretch, fill_points, extend):
     T, C = image.shape[:2]
     if image.device.type != "cpu":
         raise ValueError("the numba mesh backend runs on CPU tensors; use backend='torch' on CUDA")
@@ -414,5 +486,6 @@ def _render_numba(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
     depth_np, fscale_np = depth.contiguous().numpy(), fscale.cpu().contiguous().numpy()
     with numba_launch():
         mesh_kernel(img.numpy(), depth_np, valid_np, Kinv.numpy(), R.numpy(), t.numpy(), Kt.numpy(), fscale_np,
-                    out_h, out_w, _NEAR, ratio, stretch, bool(fill_points), *(o.numpy() for o in outs))
+                    out_h, out_w, _NEAR, ratio, stretch, bool(fill_points), bool(extend),
+                    *(o.numpy() for o in outs))
     return _as_result(outs, out_h, out_w)
