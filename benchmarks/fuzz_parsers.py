@@ -11,7 +11,6 @@ Usage: python benchmarks/fuzz_parsers.py [--seconds-per-parser 30]
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile

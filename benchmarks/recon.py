@@ -18,7 +18,6 @@ import os
 import statistics
 import time
 
-import torch
 
 from common import save
 from pathlib import Path
