@@ -1,8 +1,9 @@
 """Compiled CPU kernel of the depth-mesh renderer (numba).
 
-One frame per task: project the frame's vertices (one per source pixel) once, rasterise its
-triangles in index order into a z-buffer of (float32 depth, triangle) that stays in cache, then
-write the outputs in one pass. The arithmetic mirrors ``vnvs.geometry.mesh_render`` operation by
+One frame per task: project the frame's vertices (one per source pixel) once, splatting them as
+points into a second buffer; rasterise its triangles in index order into a z-buffer of (float32
+depth, triangle, barycentrics) that stays in cache; rasterise the background extension's triangles
+into a third; then write the outputs in one pass. The arithmetic mirrors ``vnvs.geometry.mesh_render`` operation by
 operation in float64 (projection, edge functions, barycentrics), so every backend agrees bit for bit.
 """
 
@@ -21,38 +22,6 @@ NEIGHBOURS = np.array([[0, -1], [0, 1], [-1, 0], [1, 0], [-1, -1], [-1, 1], [1, 
 """(dy, dx) of the 8-neighbours in the order ``mesh_render.extend_background`` scans them."""
 EDGE_TOL = 1e-6
 """A pixel centre is inside a triangle when each edge function is at least ``-EDGE_TOL * |2 area|``."""
-
-
-@numba.njit(inline="always", error_model="numpy")
-def _weights(X, Y, x0, y0, x1, y1, x2, y2, iz0, iz1, iz2, w0, w1, w2):  # pragma: no cover - compiled
-    """(inside, target depth, s0, s1, s2): the source-image barycentrics of pixel centre (X, Y);
-    ``iz*`` are the vertices' inverse target depths, ``w*`` their source depths."""
-    e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
-    e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
-    e2 = (x1 - x0) * (Y - y0) - (y1 - y0) * (X - x0)
-    area = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
-    if area < 0.0:
-        e0 = -e0
-        e1 = -e1
-        e2 = -e2
-    tol = abs(area) * EDGE_TOL
-    if not (e0 >= -tol and e1 >= -tol and e2 >= -tol):
-        return False, 0.0, 0.0, 0.0, 0.0
-    e0 = max(e0, 0.0)
-    e1 = max(e1, 0.0)
-    e2 = max(e2, 0.0)
-    S = e0 + e1 + e2
-    if not (S > 0.0):
-        return False, 0.0, 0.0, 0.0, 0.0
-    q0 = e0 * iz0
-    q1 = e1 * iz1
-    q2 = e2 * iz2
-    zt = S / (q0 + q1 + q2)
-    r0 = q0 * w0
-    r1 = q1 * w1
-    r2 = q2 * w2
-    inv = 1.0 / (r0 + r1 + r2)
-    return True, zt, r0 * inv, r1 * inv, r2 * inv
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -81,9 +50,9 @@ def _setup(i0, i1, i2, px, py, pz, ws, fscale, ratio, stretch, out_h, out_w):  #
 
 @numba.njit(inline="always", error_model="numpy")
 def _test(tag, X, Y, p, i0, i1, i2, px, py, piz, ws, area, best, win, sw):  # pragma: no cover - compiled
-    """Pixel centre (X, Y) (pixel ``p``) against the triangle of vertices ``i0 < i1 < i2``: the z-test
-    of ``_weights``'s depth; the winner's tag and barycentrics are kept. Strict ``<``: triangles arrive
-    in index order, so ties go to the smaller index."""
+    """Pixel centre (X, Y) (pixel ``p``) against the triangle of vertices ``i0 < i1 < i2``: the z-test of
+    the reference's depth (``mesh_render._weights_py``); the winner's tag and barycentrics are kept.
+    Strict ``<``: triangles arrive in index order, so ties go to the smaller index."""
     x0, y0, x1, y1, x2, y2 = px[i0], py[i0], px[i1], py[i1], px[i2], py[i2]
     e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
     e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
@@ -209,7 +178,8 @@ def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near,
     image (T,C,H*W); depth (T,H,W) f32; valid (T,H,W) bool or empty; Kinv, R, Kt (T,3,3) f64;
     t (T,3) f64; fscale (T,) f64 target/source focal ratio; fill_points: pixels no triangle covers take
     the z-buffer point splat of the same vertices (``forward_splat``'s result); extend: the same for the
-    mesh of ``mesh_render.extend_background``'s frames (the nearer of it and the point wins); outputs (T,C,P) image dtype, (T,2,P) f32, (T,P) f32, (T,P) i64, (T,P) bool.
+    mesh of ``mesh_render.extend_background``'s frames (the nearer of it and the point wins); outputs
+    (T,C,P) image dtype, (T,2,P) f32, (T,P) f32, (T,P) i64, (T,P) bool.
     """
     T, H, W = depth.shape
     C = image.shape[1]
@@ -330,7 +300,8 @@ def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near,
                         for xn in range(max(x - 1, 0), min(x + 2, W)):
                             j = yn * W + xn
                             if ok[j] and not modified[j]:
-                                px2[j], py2[j], pz2[j], piz2[j], ws2[j], ok2[j] = px[j], py[j], pz[j], piz[j], ws[j], True
+                                px2[j], py2[j], pz2[j], piz2[j] = px[j], py[j], pz[j], piz[j]
+                                ws2[j], ok2[j] = ws[j], True
             _raster_quads(H, W, ok2, px2, py2, pz2, piz2, ws2, fs, ratio, stretch, out_h, out_w, best2, win2, sw2)
 
         no_colour = np.empty(0, dtype=np.int64)

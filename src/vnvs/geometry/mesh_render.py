@@ -101,7 +101,7 @@ def _triangles(H: int, W: int, device=None) -> torch.Tensor:
 
 
 def _weights_torch(X, Y, x0, y0, x1, y1, x2, y2, iz0, iz1, iz2, w0, w1, w2):
-    """Vectorised twin of ``_mesh_numba._weights``: (inside, target depth, s0, s1, s2)."""
+    """Vectorised twin of :func:`_weights_py`: (inside, target depth, s0, s1, s2)."""
     e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
     e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
     e2 = (x1 - x0) * (Y - y0) - (y1 - y0) * (X - x0)
@@ -226,7 +226,9 @@ def _render_torch(image, depth, valid, cams, fscale, out_h, out_w, ratio, stretc
 
 
 def _weights_py(X, Y, x0, y0, x1, y1, x2, y2, iz0, iz1, iz2, w0, w1, w2):
-    """Plain-Python twin of ``_mesh_numba._weights`` (Python floats are IEEE float64)."""
+    """(inside, target depth, s0, s1, s2) of pixel centre (X, Y) in a triangle: the definition ``_mesh_numba._test``
+    computes in the same operations (Python floats are IEEE float64); ``iz*`` inverse target depths, ``w*``
+    source depths."""
     e0 = (x2 - x1) * (Y - y1) - (y2 - y1) * (X - x1)
     e1 = -((x2 - x0) * (Y - y0) - (y2 - y0) * (X - x0))
     e2 = (x1 - x0) * (Y - y0) - (y1 - y0) * (X - x0)
