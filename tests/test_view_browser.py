@@ -207,12 +207,19 @@ def test_editor_records_the_browser_camera_and_saves_a_trajectory(folders, tmp_p
             time.sleep(0.2)
         client = next(iter(server.get_clients().values()))
         client.camera.on_update(lambda _cam: reported.set())
+        last_report = [0.0]  # when the browser last reported its camera
+        client.camera.on_update(lambda _cam: last_report.__setitem__(0, time.monotonic()))
         assert reported.wait(20), "the browser sent no camera"
         grid = read_grid(folders / "grid", depth=False)
         for i, (eye, target) in enumerate((((0.5, -0.5, -1.0), (0.0, 0.0, 2.0)), ((-0.5, -0.3, -0.5), (0.2, 0.1, 2.5)))):
-            client.camera.up_direction = (0.0, -1.0, 0.0)
-            client.camera.position = eye
-            client.camera.look_at = target
+
+            def set_camera() -> None:
+                client.camera.up_direction = (0.0, -1.0, 0.0)
+                client.camera.position = eye
+                client.camera.look_at = target
+
+            set_camera()
+            set_at = time.monotonic()
             dist = math.dist(eye, target)
             on_axis = torch.tensor([0.0, 0.0, dist], dtype=torch.float64)
 
@@ -221,12 +228,18 @@ def test_editor_records_the_browser_camera_and_saves_a_trajectory(folders, tmp_p
                 w2c = keyframe_from_viser(c.position, c.wxyz, c.fov, 0).w2c
                 return w2c[:3, :3] @ torch.tensor(target, dtype=torch.float64) + w2c[:3, 3]
 
-            # The setters update the server's copy at once; the browser then echoes its own camera, possibly
-            # from mid-transition. Wait until its reported pose has settled on the one that was set.
-            while (target_in_camera() - on_axis).abs().max() > 2e-3 or \
+            # The setters update the server's copy at once, so it matches before the browser has answered; the
+            # browser then reports its own camera, possibly from mid-transition or, while still starting up,
+            # its first pose. Wait for a report after the set that holds the pose set, setting it again each
+            # second (viser's setters send nothing while the server's copy already holds the pose).
+            resend = time.monotonic() + 1.0
+            while last_report[0] <= set_at or (target_in_camera() - on_axis).abs().max() > 2e-3 or \
                     np.linalg.norm(client.camera.position - eye) > 1e-4:
                 if time.monotonic() > deadline:
                     break
+                if time.monotonic() > resend:
+                    set_camera()
+                    resend = time.monotonic() + 1.0
                 time.sleep(0.05)
             time.sleep(0.3)
             state.show(i * 3)
