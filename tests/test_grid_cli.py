@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vnvs.cli import main
+from vnvs.geometry import warp_cells
 from vnvs.io import write_video
 from vnvs.io.grid import read_grid
 from vnvs.metrics import psnr
@@ -70,10 +71,23 @@ def test_train_grid_model_and_fill_a_grid(clip, tmp_path, capsys):
     assert 0.2 < float(a.frames[1:, 1:].mean()) < 0.8  # generated content (NaN from unset cells came out black)
     assert a.meta["method"] == "model" and a.meta["grid_model"] == "model"
     assert a.w2c.shape == (3, 4, 4, 4) and not torch.allclose(a.w2c[1], a.w2c[0])
+    assert json.loads((model / "config.json").read_text())["grid_model"]["resolution"] == 16  # the data's size
+    code, _, err = run_cli(args + ["--no-composite", "-o", tmp_path / "raw"], capsys)
+    assert code == 0, err
+    raw = read_grid(tmp_path / "raw")
+    # composite (the default) keeps the clip warped to each cell wherever it landed; --no-composite does not
+    depth = torch.from_numpy(np.load(root / "depth.npy"))[:4].float()
+    warped, landed = warp_cells(a.frames[0], depth, a.K[0], a.w2c[0], a.K, a.w2c, renderer="mesh")
+    cells = landed[1:, 1:, None].expand(-1, -1, 3, -1, -1)
+    err_comp = (a.frames[1:, 1:] - warped[1:, 1:])[cells].abs().mean()
+    err_raw = (raw.frames[1:, 1:] - warped[1:, 1:])[cells].abs().mean()
+    assert err_comp < 0.03 < err_raw, (err_comp, err_raw)
+    assert torch.equal(raw.frames[0], a.frames[0])
 
 
 @pytest.mark.parametrize("extra,needle", [(["--views", "1"], "views"), (["--method", "cat4d"], "grid method"),
-                                          (["--window-views", "1"], "window_views")])
+                                          (["--window-views", "1"], "window_views"),
+                                          (["--grid-resolution", "0"], "grid_resolution")])
 def test_bad_options_are_one_line_errors(clip, tmp_path, capsys, extra, needle):
     root, _ = clip
     code, out, err = run_cli(["grid", root / "clip.mp4", "--depth", root / "depth.npy", "-o", tmp_path / "g"] + extra,

@@ -167,6 +167,8 @@ def test_config_rejects_bad_values():
         GridModelConfig(sync="medium")
     with pytest.raises(InputError):
         grid_preset("nope")
+    with pytest.raises(InputError, match="resolution"):
+        GridModelConfig(resolution=0)
 
 
 def test_train_config_pairs_grid_models_with_grid_kinds():
@@ -216,3 +218,70 @@ def test_the_shipped_trained_grid_model_loads_and_fills_a_grid():
     out = gen(frames, known, w2c, K, seed=0)
     assert out.shape == frames.shape and torch.equal(out[known], frames[known])
     assert float(out.min()) >= 0 and float(out.max()) <= 1 and float(out[~known].std()) > 0.01
+
+
+def test_grid_generator_samples_at_the_trained_resolution():
+    """A model trained at 8 px samples 16 x 24 cells at 8 x 12 and the grid comes back at 16 x 24."""
+    model = _model("4real-tiny")
+    model.config = model.config.replace(resolution=8)
+    seen = []
+    model.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape[-2:])))
+    V2, T2 = 2, 3
+    frames = torch.rand(V2, T2, 3, 16, 24, generator=torch.Generator().manual_seed(1))
+    known = torch.zeros(V2, T2, dtype=torch.bool)
+    known[0], known[:, 0] = True, True
+    K = torch.tensor([[16.0, 0, 11.5], [0, 16, 7.5], [0, 0, 1]]).expand(V2, T2, 3, 3)
+    w2c = torch.eye(4).expand(V2, T2, 4, 4)
+    out = GridGenerator(model, steps=1)(frames, known, w2c, K)
+    assert seen == [(8, 12)] and out.shape == frames.shape and torch.equal(out[known], frames[known])
+    seen.clear()
+    GridGenerator(model, steps=1, resolution=16)(frames, known, w2c, K)  # an explicit resolution wins
+    assert seen == [(16, 24)]
+
+
+def test_grid_generator_composite_keeps_the_warp_where_it_landed():
+    model = _model("4real-tiny")
+    V2, T2, S = 3, 3, 16
+    g = torch.Generator().manual_seed(2)
+    frames = torch.rand(V2, T2, 3, S, S, generator=g)
+    known = torch.zeros(V2, T2, dtype=torch.bool)
+    known[0], known[:, 0] = True, True
+    K = torch.tensor([[16.0, 0, 7.5], [0, 16, 7.5], [0, 0, 1]]).expand(V2, T2, 3, 3)
+    w2c = torch.eye(4).expand(V2, T2, 4, 4)
+    warped = torch.rand(V2, T2, 3, S, S, generator=g)
+    landed = torch.ones(V2, T2, S, S, dtype=torch.bool)
+    landed[..., 4:12, 3:9] = False  # a hole too large for crack filling
+    gen = GridGenerator(model, steps=2, seamless=False)
+    raw = gen(frames, known, w2c, K, seed=3)
+    comp = gen(frames, known, w2c, K, warped=warped, warped_mask=landed, seed=3)
+    cells = ~known[..., None, None] & landed
+    assert torch.equal(comp.permute(0, 1, 3, 4, 2)[cells], warped.permute(0, 1, 3, 4, 2)[cells])
+    core = torch.zeros_like(landed)
+    core[..., 6:10, 5:7] = True  # the hole away from its rim (crack filling may close rim corners)
+    hole = ~known[..., None, None] & core
+    assert torch.equal(comp.permute(0, 1, 3, 4, 2)[hole], raw.permute(0, 1, 3, 4, 2)[hole])  # the model's pixels
+    assert torch.equal(comp[known], frames[known])
+    smooth = GridGenerator(model, steps=2)(frames, known, w2c, K, warped=warped, warped_mask=landed, seed=3)
+    assert torch.equal(smooth.permute(0, 1, 3, 4, 2)[cells], warped.permute(0, 1, 3, 4, 2)[cells])
+    assert not torch.equal(smooth.permute(0, 1, 3, 4, 2)[hole], raw.permute(0, 1, 3, 4, 2)[hole])  # seamless: shifted
+    with pytest.raises(InputError, match="together"):
+        gen(frames, known, w2c, K, warped=warped)
+    with pytest.raises(InputError, match="warped must be"):
+        gen(frames, known, w2c, K, warped=warped[:, :, :, :8], warped_mask=landed)
+
+
+def test_config_resolution_is_validated_and_saved(tmp_path):
+    for bad in (0, -4, 2.5, True, 10**6):
+        with pytest.raises(InputError, match="resolution"):
+            GridModelConfig(resolution=bad)
+    model = _model("4real-tiny")
+    model.config = model.config.replace(resolution=24)
+    model.save_pretrained(tmp_path / "m")
+    assert GridModel.from_pretrained(tmp_path / "m").config.resolution == 24
+    assert GridModel.from_pretrained(tmp_path / "m").config.to_dict() == model.resolved_config().to_dict()
+
+
+def test_the_shipped_grid_model_samples_at_its_training_size():
+    from vnvs.generators.grid import get_grid_generator
+
+    assert get_grid_generator("4real-trained").resolution == 32  # trained on 32 px grids (scripts/gpu_grid.sh)

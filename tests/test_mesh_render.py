@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vnvs.geometry import forward_splat, mesh_render, render_control
+from vnvs.geometry import MASK, WARPED, forward_splat, mesh_render, render_control, warp_cells
+from vnvs.geometry.control import composite_warped, push_pull_fill
 from vnvs.geometry import _mesh_numba
 from test_geometry import make_cameras
 
@@ -201,6 +202,20 @@ def test_render_control_takes_the_renderer():
         render_control(img, depth, K, w2c, Kt, w2t, (H, W), renderer="nope")
 
 
+def test_warp_cells_is_render_control_per_view():
+    T, H, W = 3, 12, 14
+    img, depth = torch.rand(T, 3, H, W), 1 + torch.rand(T, H, W)
+    K, w2c, Kt, w2t = make_cameras(T, H, W)
+    Kg, w2cg = torch.stack([K, Kt, Kt]), torch.stack([w2c, w2t, w2t @ w2t])
+    warped, landed = warp_cells(img, depth, K, w2c, Kg, w2cg, renderer="mesh")
+    assert warped.shape == (3, T, 3, H, W) and landed.shape == (3, T, H, W) and landed.dtype == torch.bool
+    assert torch.equal(warped[0], img) and landed[0].all()
+    for v in (1, 2):
+        control = render_control(img, depth, K, w2c, Kg[v], w2cg[v], (H, W), renderer="mesh")
+        assert torch.equal(warped[v], control[:, WARPED]) and torch.equal(landed[v], control[:, MASK][:, 0] > 0.5)
+    assert not landed[2].all()  # the second view reveals something
+
+
 def test_bad_arguments_raise():
     img, depth = torch.rand(1, 3, 4, 4), torch.ones(1, 4, 4)
     K, I = intrinsics(4, 4), torch.eye(4)[None]
@@ -221,3 +236,33 @@ def test_torch_backend_on_cuda_matches_the_cpu():
     gpu = mesh_render(*(x.cuda() for x in (img, depth, K, w2c, Kt, w2t)))
     for f in FIELDS:
         torch.testing.assert_close(getattr(gpu, f).cpu(), getattr(cpu, f), atol=1e-5, rtol=0)
+
+
+def test_push_pull_fill_keeps_known_pixels_and_fills_within_their_range():
+    g = torch.Generator().manual_seed(4)
+    values = torch.rand(2, 3, 13, 17, generator=g)
+    weights = (torch.rand(2, 1, 13, 17, generator=g) > 0.7).float()
+    out = push_pull_fill(values * weights, weights)
+    known = weights.expand_as(values) > 0
+    assert torch.equal(out[known], values[known])
+    assert float(out.min()) >= float(values[known].min()) - 1e-6 and float(out.max()) <= float(values[known].max()) + 1e-6
+    flat = push_pull_fill(torch.full_like(values, 0.3) * weights, weights)  # a constant stays constant
+    assert torch.allclose(flat, torch.full_like(values, 0.3), atol=1e-6)
+    assert torch.equal(push_pull_fill(values, torch.ones_like(weights)), values)
+    assert torch.equal(push_pull_fill(values * 0, torch.zeros_like(weights)), torch.zeros_like(values))  # nothing known
+
+
+def test_seamless_composite_removes_a_colour_shift_of_the_painted_holes():
+    g = torch.Generator().manual_seed(5)
+    truth = torch.rand(2, 3, 1, 1, generator=g) * 0.5 + torch.rand(2, 3, 24, 20, generator=g) * 0.05
+    mask = torch.ones(2, 1, 24, 20, dtype=torch.bool)
+    mask[..., 6:18, 5:14] = False  # a disocclusion
+    painted = truth + 0.3  # a generator that gets the hole's texture right and its colour wrong
+    plain = composite_warped(painted, truth, mask)
+    seamless = composite_warped(painted, truth, mask, seamless=True)
+    core = torch.zeros_like(mask)
+    core[..., 8:16, 7:12] = True  # away from the rim, which crack filling may close
+    core = core.expand_as(truth)
+    assert torch.allclose(plain[core], painted[core])
+    assert float((seamless[core] - truth[core]).abs().max()) < 0.02  # the shift is gone, the texture kept
+    assert torch.equal(seamless[mask.expand_as(truth)], truth[mask.expand_as(truth)])

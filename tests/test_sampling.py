@@ -10,7 +10,7 @@ import torch
 from vnvs.errors import InputError, VnvsError
 from vnvs.generators import GENERATORS, WarpGenerator, get_generator, shipped_checkpoint
 from vnvs.generators.learned import LearnedGenerator, pad_frames, working_size
-from vnvs.geometry.control import resize_control
+from vnvs.geometry.control import MASK, WARPED, resize_control
 from vnvs.generators.windows import OomRetry, WindowedGenerator, blend_weights, run_windows, window_starts
 from vnvs.utils.oom import halve
 from vnvs.geometry import build_control_signal
@@ -295,6 +295,7 @@ def test_registry(tmp_path, tiny_folder):
     (b'{"steps": 4, "speed": 2}', "unknown keys 'speed'"),
     (b'{"steps": "four"}', "steps must be an integer >= 1"),
     (b'{"composite": 1}', "composite must be true or false"),
+    (b'{"seamless": "yes"}', "seamless must be true or false"),
     (b'{"shift": 1e400}', "shift must be a number > 0"),
 ])
 def test_sampling_file_errors_are_one_line(tmp_path, content, message):
@@ -305,8 +306,8 @@ def test_sampling_file_errors_are_one_line(tmp_path, content, message):
 
 
 def test_sampling_config_round_trips_and_arguments_take_precedence(tmp_path):
-    SamplingConfig(steps=3, resolution=16, composite=True).save(tmp_path)
-    assert SamplingConfig.load(tmp_path) == SamplingConfig(steps=3, resolution=16, composite=True)
+    SamplingConfig(steps=3, resolution=16, composite=True, seamless=True).save(tmp_path)
+    assert SamplingConfig.load(tmp_path) == SamplingConfig(steps=3, resolution=16, composite=True, seamless=True)
     assert SamplingConfig.load(tmp_path).replace(steps=7, window=None).steps == 7
     assert SamplingConfig.load(tmp_path / "missing") == SamplingConfig()
 
@@ -367,3 +368,14 @@ def test_refine_runs_in_windows_and_checks_its_inputs(tiny_folder):
         gen.refine(control, frames[:4])
     with pytest.raises(InputError, match="strength"):
         gen.refine(control, frames, strength=1.5)
+
+
+def test_seamless_composite_changes_only_the_holes(tiny_model):
+    control = _control(3, 16, 16, seed=6)
+    control[:, MASK] = 1.0
+    control[:, MASK.start, 4:12, 3:10] = 0.0  # a disocclusion
+    plain = LearnedGenerator(tiny_model, steps=2, device="cpu", composite=True)(control, seed=1)
+    smooth = LearnedGenerator(tiny_model, steps=2, device="cpu", composite=True, seamless=True)(control, seed=1)
+    landed = control[:, MASK].expand(-1, 3, -1, -1) > 0.5
+    assert torch.equal(plain[landed], smooth[landed]) and torch.equal(plain[landed], control[:, WARPED][landed])
+    assert not torch.equal(plain[~landed], smooth[~landed])

@@ -33,7 +33,7 @@ from vnvs.cameras.resolve import resolve_trajectory
 from vnvs.errors import DepthError, InputError
 from vnvs.generators import get_generator
 from vnvs.generators.grid import get_grid_generator
-from vnvs.geometry.control import render_control
+from vnvs.geometry.control import render_control, warp_cells
 from vnvs.io.grid import Grid, write_grid
 from vnvs.utils.progress import progress_bar
 from vnvs.utils.threads import parallel
@@ -48,7 +48,8 @@ def run_grid(config: GridConfig) -> dict:
     if out.exists() and not out.is_dir():
         raise InputError(f"cannot write grid folder {out}: a file exists there")
     grid_gen = None if config.method == "independent" else get_grid_generator(
-        config.method, steps=config.steps, device=config.device, window=(config.window_views, config.window_times))
+        config.method, steps=config.steps, device=config.device, window=(config.window_views, config.window_times),
+        resolution=config.grid_resolution, seamless=config.seamless)
     generator = get_generator(config.generator, **generator_options(config))
     video, cameras, depth_est, source, indices = open_source(config)
     N, (H, W) = video.num_frames, video.size
@@ -98,9 +99,14 @@ def run_grid(config: GridConfig) -> dict:
             known[0], known[:, 0] = True, True
             grid_depth = torch.zeros(V, T, H, W)
             grid_depth[0] = torch.where(valid, depth, torch.zeros_like(depth))
+            warped = warped_mask = None
+            if config.composite:
+                warped, warped_mask = warp_cells(frames, depth, cameras.K, cameras.w2c, K, w2c, valid=valid,
+                                                 renderer=renderer)
             with parallel():
                 out_frames = grid_gen(out_frames, known, w2c, K, depth=grid_depth, depth_valid=_row0(valid, V),
-                                      seed=config.seed, progress=lambda n: bar.update(n))
+                                      warped=warped, warped_mask=warped_mask, seed=config.seed,
+                                      progress=lambda n: bar.update(n))
     finally:
         bar.close()
     out_depth = torch.zeros(V, T, H, W)

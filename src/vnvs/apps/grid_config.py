@@ -43,6 +43,16 @@ class GridConfig(RenderConfig):
     """Grid models: views per model call including row 0 (default: the model's trained size, else all)."""
     window_times: int | None = None
     """Grid models: times per model call including column 0 (default: the model's trained size, else all)."""
+    grid_resolution: int | None = None
+    """Grid models: short side of the cells the model samples, resized back to the video's size (default:
+    the resolution the model was trained at, else the video's)."""
+    composite: bool = True
+    """Grid models: keep the input video warped to every cell's camera wherever it landed, so the model
+    paints only the holes (as --generator models composite); --no-composite shows the model's own cells."""
+    seamless: bool = True
+    """Grid models with --composite: shift the colours the model paints into the holes by the difference
+    between the warp and the model on the pixels around them, filled smoothly into the hole, so the
+    holes meet the warped video without a seam (offset blending)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -52,6 +62,9 @@ class GridConfig(RenderConfig):
         validate.need(self.method in GRID_METHODS or Path(self.method).is_dir(),
                       f"unknown grid method {self.method!r}; choose {', '.join(GRID_METHODS)} or a grid model folder")
         validate.need(self.views <= 64, f"views must be at most 64, got {self.views}")
+        validate.positive_int(self.grid_resolution, "grid_resolution", optional=True)
+        validate.need(self.grid_resolution is None or self.grid_resolution <= 8192,
+                      f"grid_resolution must be at most 8192, got {self.grid_resolution}")
         for name in ("window_views", "window_times"):
             validate.positive_int(getattr(self, name), name, optional=True)
             value = getattr(self, name)

@@ -69,6 +69,11 @@ class EvalConfig:
     """grid: views per grid (row 0 is the source video)."""
     grid_generator: str = "default"
     """grid: the novel-view generator of the independent baseline and of column 0 (the freeze-time sweep)."""
+    grid_composite: bool = True
+    """grid: grid models keep the source video warped to each cell's camera wherever it landed and paint
+    only the holes (``vnvs grid --composite``); --no-grid-composite scores the models' own cells."""
+    grid_seamless: bool = True
+    """grid: with grid_composite, blend the painted holes' colours into the warp (``vnvs grid --seamless``)."""
     factor: int | None = None
     """dycheck: image scale folder rgb/Nx to evaluate at (default: the scene's extra.json factor, 2 for iPhone)."""
     source_view: int = 0

@@ -9,7 +9,9 @@ the source video (row 0), its exact depth and cameras, and the per-cell cameras.
 * ``independent``: each view rendered on its own by the novel-view generator (``grid_generator``).
 * a grid method (``4real``, ``sv4d``, ``full4d``, the 4Real-Video ablations ``4real-sequential``,
   ``4real-hard``, ``4real-soft-free``, ``4real-hard-free``, or a saved grid model folder): column 0
-  is the freeze-time sweep of frame 0 by the novel-view generator, the grid model fills the rest.
+  is the freeze-time sweep of frame 0 by the novel-view generator, the grid model fills the rest; with
+  ``composite`` (the default, as ``vnvs grid``) the source video warped to each cell is kept wherever
+  it landed and the model paints only the holes.
 
 Metrics per scene (cells of row 0 and column 0 are given, so they are excluded):
 
@@ -33,7 +35,7 @@ import torch
 from vnvs.evaluation.synthetic import eval_scene_numbers
 from vnvs.generators import get_generator
 from vnvs.generators.grid import get_grid_generator
-from vnvs.geometry.control import render_control
+from vnvs.geometry.control import render_control, warp_cells
 from vnvs.geometry.warp import backward_warp
 from vnvs.metrics import nan_to_none, psnr, ssim_from_map, ssim_map
 from vnvs.synthetic import correspondence, generate_scene, procedural_grid
@@ -75,7 +77,8 @@ def score_grid(pred: torch.Tensor, grid, scene) -> dict:
 
 def run_grid_methods(methods: dict[str, str], *, scenes: int, seed: int, views: int, frames: int, size: int,
                      orbit: float, generator: str = "default", steps: int | None = None,
-                     device: str | None = None) -> tuple[list[dict], dict[str, dict], dict]:
+                     device: str | None = None, composite: bool = True,
+                     seamless: bool = True) -> tuple[list[dict], dict[str, dict], dict]:
     """Score ``methods`` (``{label: spec}``) on the grid benchmark.
 
     Returns:
@@ -84,7 +87,8 @@ def run_grid_methods(methods: dict[str, str], *, scenes: int, seed: int, views: 
     """
     numbers = eval_scene_numbers(scenes, seed)
     novel = get_generator(generator, **({"steps": steps} if steps else {}), **({"device": device} if device else {}))
-    grid_gens = {label: None if spec == "independent" else get_grid_generator(spec, steps=steps, device=device)
+    grid_gens = {label: None if spec == "independent" else get_grid_generator(spec, steps=steps, device=device,
+                                                                              seamless=seamless)
                  for label, spec in methods.items()}
     results = {label: {"spec": methods[label], "generator": "independent" if g is None else g.name, "items": []}
                for label, g in grid_gens.items()}
@@ -121,7 +125,11 @@ def run_grid_methods(methods: dict[str, str], *, scenes: int, seed: int, views: 
                     gd[0] = depth
                     dv = torch.zeros_like(grid.valid)
                     dv[0] = grid.valid[0]
-                    out = ggen(out, known, grid.w2c, grid.K, depth=gd, depth_valid=dv, seed=seed)
+                    warped = mask = None
+                    if composite:
+                        warped, mask = warp_cells(src, depth, K0, w2c0, grid.K, grid.w2c)
+                    out = ggen(out, known, grid.w2c, grid.K, depth=gd, depth_valid=dv, warped=warped, warped_mask=mask,
+                               seed=seed)
                 seconds = time.perf_counter() - start
                 results[label]["items"].append({**score_grid(out, grid, scene),
                                                 "seconds_per_cell": seconds / ((V - 1) * T)})

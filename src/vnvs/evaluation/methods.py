@@ -13,6 +13,7 @@ from vnvs.defaults import DEFAULT_GENERATOR
 from vnvs.errors import InputError
 from vnvs.generators import get_generator
 from vnvs.generators.grid import get_grid_generator
+from vnvs.geometry.control import MASK, WARPED
 from vnvs.io.grid import Grid
 from vnvs.recon.config import ReconSettings
 from vnvs.recon.optimize import reconstruct, render_views
@@ -70,7 +71,8 @@ class GridMethod:
     """A grid model as a method of the dataset benchmarks. The item's source video (row 0, with its depth)
     and its target camera path (row 1) form a two-row time x view grid; the first target frame comes
     from the novel-view generator (the freeze-time sweep of the first frame, as ``vnvs grid`` does), and
-    the grid model fills the rest of the target row, which is the prediction."""
+    the grid model fills the rest of the target row, which is the prediction; as ``vnvs grid`` does by
+    default, the source warped to the target (the control signal's ``I_r``) is kept where it landed."""
 
     grid: object
     """A :class:`vnvs.generators.grid.GridGenerator`."""
@@ -101,8 +103,11 @@ class GridMethod:
         grid_depth[0] = torch.where(valid, depth, torch.zeros_like(depth))
         depth_valid = torch.zeros(2, N, H, W, dtype=torch.bool)
         depth_valid[0] = valid
+        warped = torch.stack([src, control[:, WARPED].float().cpu()])
+        warped_mask = torch.stack([torch.ones(N, H, W, dtype=torch.bool), control[:, MASK][:, 0].cpu() > 0.5])
         out = self.grid(frames, known, torch.stack([w2c_src, item.w2c_tgt.float()]),
-                        torch.stack([K_src, item.K_tgt.float()]), depth=grid_depth, depth_valid=depth_valid, seed=seed)
+                        torch.stack([K_src, item.K_tgt.float()]), depth=grid_depth, depth_valid=depth_valid,
+                        warped=warped, warped_mask=warped_mask, seed=seed)
         return out[1]
 
 

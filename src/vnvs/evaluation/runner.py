@@ -174,12 +174,16 @@ def _run_grid(config: EvalConfig) -> dict:
                     mode="direct", cache=None)
     items, results, floor = grid_bench.run_grid_methods(
         methods, scenes=scenes, seed=config.seed, views=config.views, frames=config.frames, size=config.size,
-        orbit=config.max_orbit, generator=config.grid_generator, steps=config.steps, device=config.device)
+        orbit=config.max_orbit, generator=config.grid_generator, steps=config.steps, device=config.device,
+        composite=config.grid_composite, seamless=config.grid_seamless)
     notes = ("PSNR / SSIM over the generated cells (row 0 and column 0 are given). view error: mean absolute "
              "difference (0-255) between neighbouring generated views along the exact correspondence; time error: "
              "the same between consecutive times along the exact scene flow. The exact grid itself scores view "
              f"error {_num(floor['view_error'])} and time error {_num(floor['time_error'])} (interpolation). "
-             "Seconds per cell: the method's wall time over the cells it produces, column 0 included.")
+             "Seconds per cell: the method's wall time over the cells it produces, column 0 included. Grid models "
+             + ("keep the source video warped to each cell wherever it landed and paint the holes (composite"
+                + (", seamless)." if config.grid_seamless else ", not seamless).")
+                if config.grid_composite else "are scored on their own cells (no composite)."))
     report = build_report("grid", "scene", settings, items, results, grid_bench.METRICS, device=config.device,
                           notes=notes)
     report["exact"] = floor

@@ -8,6 +8,12 @@ times ``{0} + [b, b + wt - 1)``, windows every ``w - 1 - overlap`` cells (:func:
 every window sees the input video and the freeze-time sweep of its own views and times. A cell covered
 by several windows is their weighted mean with the cross-fade weights of :func:`blend_weights` along
 each axis (their product), as the frame windows of ``vnvs render`` are blended.
+
+Cells are sampled at the resolution the model was trained on (``GridModelConfig.resolution``, the short
+side) and resized back. Given the warps of the input video to every cell's camera, the generator keeps
+the warped pixels wherever the warp reached (:func:`~vnvs.geometry.control.composite_warped`, as
+:class:`~vnvs.generators.learned.LearnedGenerator` composites) and the grid model paints the holes,
+their colours blended into the warp around them (``seamless``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,17 @@ import torch.nn.functional as F
 from vnvs.cameras.camera import scale_intrinsics
 from vnvs.defaults import SHIPPED_GRID_CHECKPOINT, TRAINED_GRID_METHOD
 from vnvs.errors import InputError
+from vnvs.generators.learned import working_size
 from vnvs.generators.windows import blend_weights, window_starts
+from vnvs.geometry.control import composite_warped
 from vnvs.models.flow_scheduler import FlowMatchEulerScheduler
-from vnvs.models.grid import GRID_MODEL_METHODS, GRID_PRESETS, GridModel, grid_preset, is_grid_model_folder
+from vnvs.models.grid import (
+    GRID_MODEL_METHODS,
+    GRID_PRESETS,
+    GridModel,
+    grid_preset,
+    is_grid_model_folder,
+)
 from vnvs.sampling.grid import GridPipeline
 from vnvs.utils.device import resolve_device
 
@@ -69,11 +83,16 @@ class GridGenerator:
         device: where the model runs (default: CUDA when available).
         window: ``(views, times)`` per model call including the anchors (None entries: the model's
             trained size, else the whole axis).
+        resolution: short side of the cells the model samples (default: the model's trained
+            resolution, else the cells' own size).
+        seamless: when compositing, blend the painted holes' colours into the warped pixels around
+            them (:func:`~vnvs.geometry.control.composite_warped`).
         name: the generator's name in reports.
     """
 
     def __init__(self, model, *, steps: int | None = None, device: str | torch.device | None = None,
-                 window: tuple[int | None, int | None] = (None, None), name: str | None = None):
+                 window: tuple[int | None, int | None] = (None, None), resolution: int | None = None,
+                 seamless: bool = True, name: str | None = None):
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
             model = GridModel.from_pretrained(path)
@@ -84,9 +103,12 @@ class GridGenerator:
         self.name = name or model.config.method
         mv, mt = model.window
         self.window = (window[0] or mv, window[1] or mt)
+        self.resolution = resolution if resolution is not None else model.config.resolution
+        self.seamless = bool(seamless)
 
     def __call__(self, frames: torch.Tensor, known: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor, *,
-                 depth: torch.Tensor | None = None, depth_valid: torch.Tensor | None = None, seed: int = 0,
+                 depth: torch.Tensor | None = None, depth_valid: torch.Tensor | None = None,
+                 warped: torch.Tensor | None = None, warped_mask: torch.Tensor | None = None, seed: int = 0,
                  progress: Callable[[int], None] | None = None) -> torch.Tensor:
         """Fill a grid.
 
@@ -95,6 +117,9 @@ class GridGenerator:
             known: ``(V, T)`` bool; row 0 and column 0 must be given.
             w2c, K: ``(V, T, 4, 4)``, ``(V, T, 3, 3)`` per-cell cameras (pixels of ``H x W``).
             depth, depth_valid: optional ``(V, T, H, W)`` depth of the given cells.
+            warped, warped_mask: optional ``(V, T, 3, H, W)`` in [0, 1] and ``(V, T, H, W)`` bool: the input
+                video warped to every cell's camera and where it landed; kept there in the cells the
+                model fills (composite).
             seed: noise seed (window ``k`` gets ``seed + k``).
             progress: called with the number of cells finished after each window.
 
@@ -105,8 +130,12 @@ class GridGenerator:
         if known.shape != (V, T) or not (bool(known[0].all()) and bool(known[:, 0].all())):
             raise InputError("a grid generator needs the first row and the first column of the grid given")
         frames = torch.where(known[..., None, None, None], frames, torch.zeros_like(frames))  # only given cells count
-        p = self.model.patch
-        h, w = max(p, round(H / p) * p), max(p, round(W / p) * p)
+        if (warped is None) != (warped_mask is None):
+            raise InputError("give warped and warped_mask together")
+        if warped is not None and (warped.shape != frames.shape or warped_mask.shape != (V, T, H, W)):
+            raise InputError(f"warped must be {tuple(frames.shape)} and warped_mask {(V, T, H, W)}, got "
+                             f"{tuple(warped.shape)} and {tuple(warped_mask.shape)}")
+        h, w = working_size(H, W, self.model.patch, self.resolution)
         resized = (h, w) != (H, W)
         small = _resize(frames, (h, w)) if resized else frames
         Ks = scale_intrinsics(K.reshape(-1, 3, 3), w / W, h / H).reshape(V, T, 3, 3) if resized else K
@@ -139,7 +168,11 @@ class GridGenerator:
         result = (acc / total[..., None, None, None]).float()
         if resized:
             result = _resize(result, (H, W))
-        return torch.where(known[..., None, None, None], frames, result.clamp(0, 1))
+        result = result.clamp(0, 1)
+        if warped is not None:
+            result = composite_warped(result.flatten(0, 1), warped.flatten(0, 1).float(),
+                                      warped_mask.flatten(0, 1)[:, None], seamless=self.seamless).reshape(result.shape)
+        return torch.where(known[..., None, None, None], frames, result)
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
@@ -150,7 +183,8 @@ def _resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> t
 
 
 def get_grid_generator(method: str, *, steps: int | None = None, device: str | None = None,
-                       window: tuple[int | None, int | None] = (None, None)) -> GridGenerator:
+                       window: tuple[int | None, int | None] = (None, None),
+                       resolution: int | None = None, seamless: bool = True) -> GridGenerator:
     """The grid generator ``method`` names: a grid model preset (``4real``, ``sv4d``, ``full4d`` and the
     4Real-Video ablations of :data:`vnvs.models.grid.GRID_PRESETS`, on the shipped DiT, untrained layers
     at their initialisation) or a saved grid model folder."""
@@ -158,16 +192,19 @@ def get_grid_generator(method: str, *, steps: int | None = None, device: str | N
         shipped = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED_GRID_CHECKPOINT
         if not is_grid_model_folder(shipped):
             raise InputError(f"the shipped grid model ({SHIPPED_GRID_CHECKPOINT}) is missing from this installation")
-        return GridGenerator(shipped, steps=steps, device=device, window=window, name=TRAINED_GRID_METHOD)
+        return GridGenerator(shipped, steps=steps, device=device, window=window, resolution=resolution,
+                             seamless=seamless, name=TRAINED_GRID_METHOD)
     path = Path(method).expanduser()
     if path.is_dir() and not (method in GRID_PRESETS and not is_grid_model_folder(path)):
         if not is_grid_model_folder(path):
             raise InputError(f"{path} is not a grid model folder (config.json with a grid_model section + model.safetensors)")
-        return GridGenerator(path, steps=steps, device=device, window=window)
+        return GridGenerator(path, steps=steps, device=device, window=window, resolution=resolution,
+                             seamless=seamless)
     try:
         config = grid_preset(method)
     except InputError:
         raise InputError(f"unknown grid method {method!r}; choose {', '.join(GRID_MODEL_METHODS)} or a grid model "
                          "folder") from None
     torch.manual_seed(0)  # the untrained layers (zero-initialised outputs) are the same on every run
-    return GridGenerator(GridModel.from_config(config), steps=steps, device=device, window=window, name=method)
+    return GridGenerator(GridModel.from_config(config), steps=steps, device=device, window=window,
+                         resolution=resolution, seamless=seamless, name=method)

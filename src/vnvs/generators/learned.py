@@ -19,7 +19,7 @@ A model folder (``config.json`` + ``model.safetensors``, written by ``NovelViewM
 
 With ``composite`` the generated frames are used only where no source pixel landed (``M = 0``) and
 the warped source frame ``I_r`` is kept, at full resolution, everywhere else; one-pixel cracks of the
-splat inside a surface are closed from their neighbours first (:func:`vnvs.geometry.control.fill_cracks`). The model then
+splat inside a surface are closed from their neighbours first (:func:`vnvs.geometry.control.composite_warped`). The model then
 works as an inpainter of disocclusions at its own (possibly lower) resolution, and co-visible detail
 is not limited by it.
 """
@@ -39,7 +39,7 @@ from vnvs.geometry.control import (
     CONTROL_CHANNELS,
     MASK,
     WARPED,
-    fill_cracks,
+    composite_warped,
     resize_control,
 )
 from vnvs.models import NovelViewModel
@@ -97,10 +97,6 @@ def pad_frames(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return torch.cat([x, x[-1:].expand(padded - T, *x.shape[1:])], 0)
 
 
-CRACK_PASSES = 2
-"""Passes of :func:`vnvs.geometry.control.fill_cracks` before compositing (two close cracks up to two pixels wide)."""
-
-
 class LearnedGenerator:
     """A trained :class:`vnvs.models.NovelViewModel` behind the :class:`vnvs.generators.Generator` interface.
 
@@ -116,6 +112,7 @@ class LearnedGenerator:
         window: frames per model call (default: ``sampling.json``, else ``model.window``, else whole clips).
         overlap: frames shared by neighbouring windows.
         composite: keep the warped source frame where ``M = 1`` and use the model only in the holes.
+        seamless: with ``composite``, blend the holes' colours into the warped frame around them.
         name: the generator's name in reports (default: the folder's name, or ``"learned"``).
         show_progress: show a bar over the sampling steps.
 
@@ -127,7 +124,8 @@ class LearnedGenerator:
     def __init__(self, model, *, steps: int | None = None, guidance: float | None = None, shift: float | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  resolution: int | None = None, window: int | None = None, overlap: int | None = None,
-                 composite: bool | None = None, name: str | None = None, show_progress: bool = False):
+                 composite: bool | None = None, seamless: bool | None = None, name: str | None = None,
+                 show_progress: bool = False):
         sampling = SamplingConfig()
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
@@ -139,7 +137,7 @@ class LearnedGenerator:
         else:
             loaded = model
         sampling = sampling.replace(steps=steps, guidance=guidance, shift=shift, resolution=resolution, window=window,
-                                    overlap=overlap, composite=composite)
+                                    overlap=overlap, composite=composite, seamless=seamless)
         device = resolve_device(device)
         loaded = loaded.to(device=device, dtype=dtype) if dtype is not None else loaded.to(device=device)
         loaded.eval()
@@ -193,10 +191,8 @@ class LearnedGenerator:
         if size != (H, W):
             frames = F.interpolate(frames, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
         if self.composite:
-            warped, mask = control[:, WARPED].float().cpu(), control[:, MASK].float().cpu() > 0.5
-            for _ in range(CRACK_PASSES):
-                warped, mask = fill_cracks(warped, mask, min_neighbours=4)
-            frames = torch.where(mask, warped, frames)
+            frames = composite_warped(frames, control[:, WARPED].float().cpu(), control[:, MASK].float().cpu() > 0.5,
+                                      seamless=self.sampling.seamless)
         return frames.clamp(0, 1)
 
     def __call__(self, control: torch.Tensor, *, seed: int = 0) -> torch.Tensor:

@@ -8,12 +8,14 @@ from vnvs.geometry.control import (
                                    SOURCE,
                                    WARPED,
                                    build_control_signal,
+                                   composite_warped,
                                    control_mask,
                                    crop_control,
                                    fill_cracks,
                                    render_control,
                                    resize_control,
                                    split_control_signal,
+                                   warp_cells,
 )
 from vnvs.geometry.mesh_render import mesh_render
 from vnvs.geometry.projection import (
@@ -43,7 +45,8 @@ from vnvs.geometry.warp import (
 
 __all__ = [
     "CONTROL_CHANNELS", "CORR", "MASK", "RENDERERS", "SOURCE", "SplatResult", "WARPED", "backward_warp", "build_control_signal",
-    "control_mask", "correspondence_from_flow", "crop_control", "fill_cracks", "render_control", "resize_control",
+    "composite_warped", "control_mask", "correspondence_from_flow", "crop_control", "fill_cracks", "render_control",
+    "resize_control", "warp_cells",
     "covisibility", "denormalize_coords", "depth_to_world", "flow_from_correspondence", "forward_splat",
     "forward_splat_flow", "mesh_render", "normalize_coords", "pixel_grid", "project_depth_to_pixels", "project_points", "random_keys", "relative_transform",
     "soft_splat", "split_control_signal", "transform_points", "unproject_depth",

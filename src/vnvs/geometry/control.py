@@ -239,3 +239,104 @@ def fill_cracks(warped: torch.Tensor, mask: torch.Tensor, min_neighbours: int = 
     crack = ~mask & (count >= min_neighbours)
     filled = torch.where(crack, total / count.clamp_min(1), warped)
     return filled, mask | crack
+
+
+def warp_cells(frames: torch.Tensor, depth: torch.Tensor, K_src: torch.Tensor, w2c_src: torch.Tensor,
+               K: torch.Tensor, w2c: torch.Tensor, *, valid: torch.Tensor | None = None,
+               renderer: str = "zbuffer") -> tuple[torch.Tensor, torch.Tensor]:
+    """A video warped to every cell of a time x view grid: cell ``(v, t)`` is frame ``t`` carried to
+    camera ``(v, t)`` by ``renderer`` (:func:`render_control`, one view at a time); row 0 is the video.
+
+    Args:
+        frames: ``(T, 3, H, W)`` source frames in [0, 1].
+        depth: ``(T, H, W)`` source depth.
+        K_src, w2c_src: ``(T, 3, 3)``, ``(T, 4, 4)`` source cameras.
+        K, w2c: ``(V, T, 3, 3)``, ``(V, T, 4, 4)`` cell cameras (pixels of ``H x W``).
+        valid: ``(T, H, W)`` bool, source pixels with valid depth.
+        renderer: see :func:`render_control`.
+
+    Returns:
+        ``(V, T, 3, H, W)`` warped frames and ``(V, T, H, W)`` bool masks of where they landed.
+
+    Example:
+        >>> K = torch.tensor([[4.0, 0, 2], [0, 4, 1.5], [0, 0, 1]]).expand(2, 3, 3)
+        >>> eye = torch.eye(4).expand(2, 4, 4)
+        >>> w, m = warp_cells(torch.rand(2, 3, 4, 5), torch.ones(2, 4, 5), K, eye, K.expand(3, 2, 3, 3),
+        ...                   eye.expand(3, 2, 4, 4))
+        >>> tuple(w.shape), bool(m.all())
+        ((3, 2, 3, 4, 5), True)
+    """
+    V, T = K.shape[:2]
+    H, W = frames.shape[-2:]
+    warped = torch.empty(V, T, 3, H, W)
+    mask = torch.empty(V, T, H, W, dtype=torch.bool)
+    warped[0], mask[0] = frames, True
+    for v in range(1, V):
+        control = render_control(frames, depth, K_src, w2c_src, K[v], w2c[v], (H, W), valid=valid, renderer=renderer)
+        warped[v], mask[v] = control[:, WARPED], control[:, MASK][:, 0] > 0.5
+    return warped, mask
+
+
+CRACK_PASSES = 2
+"""Passes of :func:`fill_cracks` before :func:`composite_warped` (they close cracks up to two pixels wide)."""
+
+
+def push_pull_fill(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of ``values`` where ``weights`` is below 1 smoothly from those around them
+    (push-pull: a pyramid of weighted 2x averages, then bilinear upsampling blended in by weight).
+
+    Args:
+        values: ``(N, C, H, W)``.
+        weights: ``(N, 1, H, W)`` in [0, 1]; 1: known, 0: to fill.
+
+    Returns:
+        ``(N, C, H, W)``: ``values`` where ``weights`` is 1, a smooth fill elsewhere (0 where nothing is known).
+
+    Example:
+        >>> w = torch.zeros(1, 1, 4, 4); w[..., 0] = 1
+        >>> out = push_pull_fill(torch.full((1, 1, 4, 4), 2.0) * w, w)
+        >>> torch.allclose(out, torch.full((1, 1, 4, 4), 2.0))
+        True
+    """
+    H, W = values.shape[-2:]
+    if min(H, W) <= 1 or bool((weights >= 1).all()):
+        return values
+    vw = F.avg_pool2d(values * weights, 2, ceil_mode=True)
+    ww = F.avg_pool2d(weights, 2, ceil_mode=True)
+    coarse = push_pull_fill(vw / ww.clamp_min(1e-12), (ww * 4).clamp(max=1))
+    up = F.interpolate(coarse, size=(H, W), mode="bilinear", align_corners=False)
+    return weights * values + (1 - weights) * up
+
+
+def composite_warped(frames: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor, *,
+                     seamless: bool = False) -> torch.Tensor:
+    """Keep the warped source pixels where the warp reached (cracks closed first, :data:`CRACK_PASSES`
+    passes of :func:`fill_cracks`) and ``frames`` elsewhere: a generator then only paints the holes.
+
+    With ``seamless`` the painted holes are shifted by the difference between the warp and ``frames``
+    on the pixels around them, filled smoothly into the hole (:func:`push_pull_fill`): the holes meet
+    the warped pixels without a seam and keep the generator's detail, as offset (Poisson-like)
+    blending does.
+
+    Args:
+        frames: ``(T, 3, H, W)`` generated frames.
+        warped: ``(T, 3, H, W)`` warped frames ``I_r``.
+        mask: ``(T, 1, H, W)`` bool ``M``.
+        seamless: blend the holes' colours into the warp's (above).
+
+    Returns:
+        ``(T, 3, H, W)``.
+
+    Example:
+        >>> m = torch.zeros(1, 1, 4, 4, dtype=torch.bool); m[..., :2] = True
+        >>> out = composite_warped(torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4), m)
+        >>> out[0, 0].tolist()[0]
+        [1.0, 1.0, 0.0, 0.0]
+    """
+    for _ in range(CRACK_PASSES):
+        warped, mask = fill_cracks(warped, mask, min_neighbours=4)
+    warped = warped.to(frames.dtype)
+    if seamless:
+        m = mask.to(frames.dtype)
+        frames = (frames + push_pull_fill((warped - frames) * m, m)).clamp(0, 1)
+    return torch.where(mask, warped, frames)

@@ -44,6 +44,10 @@ class SamplingConfig:
     """Frames shared by neighbouring windows."""
     composite: bool = False
     """Keep the warped source frame wherever a source pixel landed; the model fills only the holes."""
+    seamless: bool = False
+    """With ``composite``: shift the colours the model paints into the holes by the difference between
+    the warp and the model around them, so the holes meet the warped frame without a seam
+    (:func:`vnvs.geometry.control.composite_warped`)."""
     renderer: str | None = None
     """Conditioning renderer the model was trained with (``zbuffer`` or ``mesh``, see
     :func:`vnvs.geometry.control.render_control`); None: not recorded. ``vnvs render`` warns when its
@@ -58,6 +62,7 @@ class SamplingConfig:
         validate.need(validate.is_int(self.overlap) and self.overlap >= 0,
                       f"overlap must be an integer >= 0, got {self.overlap!r}")
         validate.need(isinstance(self.composite, bool), f"composite must be true or false, got {self.composite!r}")
+        validate.need(isinstance(self.seamless, bool), f"seamless must be true or false, got {self.seamless!r}")
         validate.choice(self.renderer, (*RENDERERS, None), "renderer")
 
     def to_dict(self) -> dict[str, Any]:

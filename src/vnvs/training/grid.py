@@ -176,6 +176,9 @@ class GridTrainer(Trainer):
         for micro in range(config.grad_accum):
             self.epoch, index, batch = next(self._stream)
             frames, w2c, K = fit_grid_batch(batch, self.unwrapped)
+            short = int(min(frames.shape[-2:]))
+            if self.unwrapped.config.resolution != short:  # sampling runs at the size the model learned
+                self.unwrapped.config = self.unwrapped.config.replace(resolution=short)
             frames = frames.to(device)
             w2c = None if w2c is None else w2c.to(device)
             K = None if K is None else K.to(device)

@@ -114,7 +114,8 @@ def _freeze(model, config: TrainConfig) -> None:
 
 def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
     """The sampling settings a model is exported with: the frame size (short side) and frame count it was
-    trained on, compositing (the warped source kept wherever a source pixel landed) and the renderer whose
+    trained on, seamless compositing (the warped source kept wherever a source pixel landed, the painted
+    holes' colours blended into it) and the renderer whose
     conditioning matches the training pairs: ``mesh`` when they are all co-visibility pairs (their warped
     frames are whole surfaces, without splat cracks), else ``zbuffer`` (flow and synthetic pairs splat
     points), so that ``--generator OUTPUT/model`` samples as it was trained."""
@@ -123,7 +124,7 @@ def trained_sampling(dataset, fit: dict[str, Any]) -> SamplingConfig:
     T, _, H, W = target.shape[1:]
     renderer = "mesh" if set(dataset.kinds) <= COVIS_KINDS else "zbuffer"
     return SamplingConfig(resolution=min(H, W), window=T, overlap=max(0, min(4, T // 4)), composite=True,
-                          renderer=renderer)
+                          seamless=True, renderer=renderer)
 
 
 def probe_step(model, dataset, fit: dict[str, Any], device: torch.device, autocast=contextlib.nullcontext

@@ -50,6 +50,9 @@ class GridModelConfig:
     """Views per model call the model is trained for (None: any)."""
     window_times: int | None = 8
     """Times per model call the model is trained for (None: any)."""
+    resolution: int | None = None
+    """Short side (pixels) of the grid cells the model was trained on; sampling resizes cells to it and
+    the result back (None: cells are sampled at their own size, rounded to the patch). Training sets it."""
     null_text_tokens: int = 8
     """Length of the learned null text sequence of the DiT."""
     sampling_steps: int = 12
@@ -71,6 +74,9 @@ class GridModelConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 2):
                 raise InputError(f"{name} must be null or an integer >= 2, got {value!r}")
+        if self.resolution is not None and (not isinstance(self.resolution, int) or isinstance(self.resolution, bool)
+                                            or not 1 <= self.resolution <= 8192):
+            raise InputError(f"resolution must be null or an integer in [1, 8192], got {self.resolution!r}")
         if self.sampling_steps < 1 or self.sampling_shift <= 0 or self.null_text_tokens < 1:
             raise InputError("sampling_steps, null_text_tokens must be >= 1 and sampling_shift > 0")
 
