@@ -141,3 +141,15 @@ def test_bad_finetune_inputs_are_one_line_errors(args, message, real_clip, tmp_p
     code = main(args)
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_shipped_generator_names_resolve_to_their_model_folders(tmp_path):
+    from vnvs.apps.finetune import resolve_model
+    from vnvs.errors import InputError
+
+    assert resolve_model("default").name == "vnvs-dit-small"
+    inpaint = resolve_model("cognvs")
+    assert inpaint.name == "vnvs-dit-small-inpaint"
+    assert NovelViewModel.from_pretrained(inpaint).config.control == "inpaint"  # finetunes on co-visibility pairs
+    with pytest.raises(InputError, match="not a saved model folder"):
+        resolve_model(str(tmp_path))

@@ -1,4 +1,4 @@
-"""The model that ships with the package: present, small, loadable offline, and it uses its control signal."""
+"""The models that ship with the package: present, small, loadable offline, and they use their control signal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 import torch
 
+from vnvs.defaults import SHIPPED_INPAINT_CHECKPOINT
 from vnvs.generators import get_generator, shipped_checkpoint
 from vnvs.generators.learned import LearnedGenerator
 from vnvs.geometry import build_control_signal, forward_splat
@@ -46,3 +47,17 @@ def test_shipped_model_follows_the_control_signal():
     unseen = psnr(blind, target, mask)
     assert seen > unseen + 4.0, (seen, unseen)  # it draws the warped source, not a generic picture (24.3 vs 18.3 dB)
     assert torch.equal(raw(control, seed=0), with_control)  # seeded
+
+
+def test_shipped_inpainting_model_is_there_small_and_follows_the_partial_video():
+    path = shipped_checkpoint(SHIPPED_INPAINT_CHECKPOINT)
+    assert path is not None
+    assert sum(f.stat().st_size for f in path.iterdir()) <= 25 * 2**20
+    gen = get_generator("cognvs")
+    assert isinstance(gen, LearnedGenerator) and gen.name == SHIPPED_INPAINT_CHECKPOINT
+    assert gen.model.config.control == "inpaint" and gen.sampling.seamless and gen.composite
+    control, target, mask = _held_out_case()
+    raw = LearnedGenerator(path, composite=False, device="cpu")
+    seen = psnr(raw(control, seed=0), target, mask)
+    blind = psnr(raw(torch.zeros_like(control), seed=0), target, mask)
+    assert seen > blind + 4.0, (seen, blind)  # it keeps the visible part of the video, not a generic picture

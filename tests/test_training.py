@@ -313,9 +313,9 @@ def test_training_run_outputs(straight, data, tmp_path):
     assert TrainConfig.from_dict(json.loads((out / "train_config.json").read_text())) == tiny()
     # the exported model is the EMA of the last checkpoint, loadable by generators
     model = NovelViewModel.from_pretrained(out / "model")
-    # ... sampled as trained: 16x16 samples cut to max_frames 2, compositing
+    # ... sampled as trained: 16x16 samples cut to max_frames 2, compositing seamlessly
     assert SamplingConfig.load(out / "model") == SamplingConfig(resolution=16, window=2, overlap=0, composite=True,
-                                                                renderer="zbuffer")
+                                                                seamless=True, renderer="zbuffer")
     exported = {k: v for k, v in model.state_dict().items()}
     ema = load_file(str(out / "checkpoints" / "step-00000006" / "ema.safetensors"))
     raw = _weights(out / "checkpoints" / "step-00000006")

@@ -48,8 +48,8 @@ class DemoConfig:
     mode: Mode = "gradual"
     """gradual: reach the full offset at the last frame; direct: full offset from the first frame."""
     generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
-    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
-    saved model folder."""
+    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs), cognvs
+    (the CogNVS-style inpainting model shipped with vnvs) or a saved model folder."""
     steps: int | None = None
     """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
     guidance: float | None = None
@@ -107,8 +107,8 @@ class RenderConfig:
     size: int | None = None
     """Shorter side of the frames in pixels, the aspect ratio kept (default: the video's size)."""
     generator: str = field(default=DEFAULT_RENDER_GENERATOR, metadata={"short": "-g", "default_text": "warp+inpaint (the best measured on real footage)"})
-    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs) or a
-    saved model folder."""
+    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs), cognvs
+    (the CogNVS-style inpainting model shipped with vnvs) or a saved model folder."""
     steps: int | None = None
     """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
     guidance: float | None = None
@@ -160,7 +160,8 @@ class FinetuneConfig:
     output: Path = field(metadata={"short": "-o"})
     """Model folder to write (config.json, model.safetensors, sampling.json); `vnvs render --generator OUTPUT` uses it."""
     generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
-    """Model to start from: default (the model shipped with vnvs) or a saved model folder."""
+    """Model to start from: default (the model shipped with vnvs), cognvs (the inpainting model shipped with
+    vnvs; its pairs need depth) or a saved model folder."""
     depth: str | None = field(default=None, metadata={"short": "-d", "default_text": f"{DEFAULT_DEPTH_MODEL} when needed"})
     """Depth file (.npy/.npz, one map per frame) or a transformers depth model; only inpainting models
     need depth (their pairs are co-visibility pairs), the others train on optical-flow pairs."""

@@ -40,7 +40,7 @@ from vnvs.data.config import PrepareConfig
 from vnvs.data.engine import prepare
 from vnvs.data.shards import read_index
 from vnvs.data.schema import WorkItem
-from vnvs.defaults import DEFAULT_DEPTH_MODEL
+from vnvs.defaults import DEFAULT_DEPTH_MODEL, INPAINT_GENERATOR, SHIPPED_INPAINT_CHECKPOINT
 from vnvs.errors import InputError
 from vnvs.estimators.video_depth import VideoDepth
 from vnvs.generators import shipped_checkpoint
@@ -63,11 +63,11 @@ DEFAULT_FRAMES = 9
 
 
 def resolve_model(spec: str) -> Path:
-    """The model folder of a generator name: ``default`` (the shipped model) or a saved model folder."""
-    if spec == "default":
-        path = shipped_checkpoint()
+    """The model folder of a generator name: ``default`` or ``cognvs`` (the shipped models) or a saved model folder."""
+    if spec in ("default", INPAINT_GENERATOR):
+        path = shipped_checkpoint() if spec == "default" else shipped_checkpoint(SHIPPED_INPAINT_CHECKPOINT)
         if path is None:
-            raise InputError("the shipped model is not installed; give a model folder as generator")
+            raise InputError(f"the shipped model {spec!r} is not installed; give a model folder as generator")
         return path
     path = Path(spec).expanduser()
     if not is_model_folder(path):

@@ -9,8 +9,10 @@ fraction ``v / (V - 1)`` (:func:`vnvs.cameras.grid.grid_cameras`). Methods:
 * a grid model (``4real``, ``sv4d``, ``full4d`` or a saved grid model folder): column 0 is first
   rendered as a freeze-time (bullet-time) sweep of the first frame along the views by the novel-view
   generator (the Scaling4D path); the grid model then fills the other ``(V - 1) x (T - 1)`` cells from
-  the given first row and column and the per-cell cameras, in sliding windows over both axes
-  (:class:`vnvs.generators.grid.GridGenerator`).
+  the given first row and column and the per-cell cameras, in sliding windows over both axes, at the
+  resolution it was trained at (:class:`vnvs.generators.grid.GridGenerator`). With ``composite`` (the
+  default) the video warped to every cell's camera is kept wherever it landed and the model paints
+  only the holes (``seamless``: their colours blended into the warp).
 
 The grid folder is written atomically (temporary folder, renamed), with the depth of row 0 (the
 other rows marked invalid), per-cell cameras and ``meta`` naming the method, source and trajectory.

@@ -1,6 +1,6 @@
 """Generators fill a novel view from its control signal; ``get_generator(name)`` picks one.
 
-Names: the registered ones (:data:`GENERATORS`: ``warp``, ``warp+inpaint``, ``default``) or the path
+Names: the registered ones (:data:`GENERATORS`: ``warp``, ``warp+inpaint``, ``default``, ``cognvs``) or the path
 of a saved model folder (``config.json`` + ``model.safetensors``, as ``vnvs train`` writes to
 ``OUTPUT/model``), which becomes a :class:`~vnvs.generators.learned.LearnedGenerator`.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vnvs.defaults import DEFAULT_GENERATOR, SHIPPED_CHECKPOINT
+from vnvs.defaults import DEFAULT_GENERATOR, INPAINT_GENERATOR, SHIPPED_CHECKPOINT, SHIPPED_INPAINT_CHECKPOINT
 from vnvs.errors import InputError
 from vnvs.generators.base import Generator
 from vnvs.generators.classical import InpaintGenerator, WarpGenerator
@@ -24,13 +24,15 @@ GENERATORS = {
     "warp": "the warped source frame, holes left black",
     "warp+inpaint": "the warped source frame with holes filled by OpenCV inpainting",
     "default": f"the model that ships with vnvs ({SHIPPED_CHECKPOINT}); warp+inpaint if it is missing",
+    INPAINT_GENERATOR: f"the CogNVS-style inpainting model that ships with vnvs ({SHIPPED_INPAINT_CHECKPOINT})",
 }
 """Registered generator names and what they do; a saved model folder is accepted as a name too."""
 
 
-def shipped_checkpoint() -> Path | None:
-    """The folder of the model shipped with the package (``vnvs/checkpoints/vnvs-dit-small``), or None."""
-    path = Path(__file__).resolve().parent.parent / "checkpoints" / SHIPPED_CHECKPOINT
+def shipped_checkpoint(name: str = SHIPPED_CHECKPOINT) -> Path | None:
+    """The folder of a model shipped with the package (``vnvs/checkpoints/NAME``, default the
+    ``default`` generator's ``vnvs-dit-small``), or None when it is not installed."""
+    path = Path(__file__).resolve().parent.parent / "checkpoints" / name
     return path if is_model_folder(path) else None
 
 
@@ -57,6 +59,11 @@ def get_generator(name: str | None = None, **options) -> Generator:
             log.warning("the shipped model %s is not installed; generator 'default' uses warp+inpaint",
                         SHIPPED_CHECKPOINT)
             return InpaintGenerator()
+        return _learned(path, options)
+    if name == INPAINT_GENERATOR:
+        path = shipped_checkpoint(SHIPPED_INPAINT_CHECKPOINT)
+        if path is None:
+            raise InputError(f"the shipped inpainting model {SHIPPED_INPAINT_CHECKPOINT} is missing from this installation")
         return _learned(path, options)
     path = Path(name).expanduser()
     if path.is_dir():
