@@ -56,3 +56,32 @@ def save(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+SHIPPED_VARIANTS = {"default (not seamless)": "default", "cognvs (not seamless)": "cognvs"}
+"""Method label -> shipped generator whose composite runs without the seamless blend."""
+
+
+def expand_variants(methods: str, folder: Path) -> str:
+    """``methods`` (a ``vnvs eval --methods`` list) with the labels of :data:`SHIPPED_VARIANTS` turned into
+    ``LABEL=FOLDER``: a copy of that shipped model under ``folder`` whose ``sampling.json`` says
+    ``"seamless": false``."""
+    import shutil
+
+    from vnvs.defaults import SHIPPED_CHECKPOINT, SHIPPED_INPAINT_CHECKPOINT
+    from vnvs.generators import shipped_checkpoint
+
+    names = {"default": SHIPPED_CHECKPOINT, "cognvs": SHIPPED_INPAINT_CHECKPOINT}
+    out = []
+    for method in methods.split(","):
+        base = SHIPPED_VARIANTS.get(method)
+        if base is None:
+            out.append(method)
+            continue
+        dest = folder / f"{names[base]}-not-seamless"
+        if not dest.is_dir():
+            shutil.copytree(shipped_checkpoint(names[base]), dest)
+            sampling = json.loads((dest / "sampling.json").read_text())
+            (dest / "sampling.json").write_text(json.dumps({**sampling, "seamless": False}) + "\n")
+        out.append(f"{method}={dest}")
+    return ",".join(out)

