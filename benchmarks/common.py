@@ -85,3 +85,22 @@ def expand_variants(methods: str, folder: Path) -> str:
             (dest / "sampling.json").write_text(json.dumps({**sampling, "seamless": False}) + "\n")
         out.append(f"{method}={dest}")
     return ",".join(out)
+
+
+def collect_seed(per_seed: dict[str, dict[int, dict]], report_file: Path, seed: int) -> int:
+    """Add the per-method means of a ``vnvs eval`` ``report.json`` to ``per_seed[label][seed]``; returns its items."""
+    report = json.loads(Path(report_file).read_text())
+    for label, m in report["methods"].items():
+        per_seed.setdefault(label, {})[seed] = dict(m["mean"])
+    return len(report["items"])
+
+
+def summarize_seeds(per_seed: dict[str, dict[int, dict]]) -> dict[str, dict[str, dict]]:
+    """``{label: {metric: {mean, min, max}}}`` over the seeds, for the metrics every seed measured."""
+    summary = {}
+    for label, runs in per_seed.items():
+        keys = sorted({k for r in runs.values() for k, v in r.items() if isinstance(v, (int, float))})
+        summary[label] = {k: {"mean": statistics.fmean(r[k] for r in runs.values()),
+                              "min": min(r[k] for r in runs.values()), "max": max(r[k] for r in runs.values())}
+                          for k in keys if all(isinstance(r.get(k), (int, float)) for r in runs.values())}
+    return summary

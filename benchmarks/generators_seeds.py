@@ -12,15 +12,13 @@ Usage: python benchmarks/generators_seeds.py [--seeds 0,2] [--methods ...]
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import expand_variants, save  # noqa: E402
+from common import collect_seed, expand_variants, save, summarize_seeds  # noqa: E402
 
 METHODS = "warp+inpaint,default,default (not seamless),cognvs,cognvs (not seamless)"
 
@@ -40,14 +38,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "vnvs.cli", "eval", "--benchmark", "synthetic", "--methods", methods,
                             "--seed", str(seed), "--output", str(out), "--threads", "1"], check=True,
                            capture_output=True)
-            report = json.loads((out / "report.json").read_text())
-            scenes = len(report["items"])
-            for label, m in report["methods"].items():
-                per_seed.setdefault(label, {})[seed] = dict(m["mean"])
-    summary = {label: {k: {"mean": statistics.fmean(r[k] for r in runs.values()),
-                           "min": min(r[k] for r in runs.values()), "max": max(r[k] for r in runs.values())}
-                       for k in next(iter(runs.values())) if all(r.get(k) is not None for r in runs.values())}
-               for label, runs in per_seed.items()}
+            scenes = collect_seed(per_seed, out / "report.json", seed)
+    summary = summarize_seeds(per_seed)
     path = save("generators_seeds", {"seeds": seeds, "scenes_per_seed": scenes, "methods": args.methods,
                                      "per_seed": per_seed, "summary": summary})
     print(f"wrote {path}")

