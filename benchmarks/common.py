@@ -68,19 +68,17 @@ def expand_variants(methods: str, folder: Path) -> str:
     ``"seamless": false``."""
     import shutil
 
-    from vnvs.defaults import SHIPPED_CHECKPOINT, SHIPPED_INPAINT_CHECKPOINT
-    from vnvs.generators import shipped_checkpoint
+    from vnvs.generators import SHIPPED_MODELS, shipped_checkpoint
 
-    names = {"default": SHIPPED_CHECKPOINT, "cognvs": SHIPPED_INPAINT_CHECKPOINT}
     out = []
     for method in methods.split(","):
         base = SHIPPED_VARIANTS.get(method)
         if base is None:
             out.append(method)
             continue
-        dest = folder / f"{names[base]}-not-seamless"
+        dest = folder / f"{SHIPPED_MODELS[base]}-not-seamless"
         if not dest.is_dir():
-            shutil.copytree(shipped_checkpoint(names[base]), dest)
+            shutil.copytree(shipped_checkpoint(SHIPPED_MODELS[base]), dest)
             sampling = json.loads((dest / "sampling.json").read_text())
             (dest / "sampling.json").write_text(json.dumps({**sampling, "seamless": False}) + "\n")
         out.append(f"{method}={dest}")

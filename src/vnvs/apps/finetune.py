@@ -40,10 +40,10 @@ from vnvs.data.config import PrepareConfig
 from vnvs.data.engine import prepare
 from vnvs.data.shards import read_index
 from vnvs.data.schema import WorkItem
-from vnvs.defaults import DEFAULT_DEPTH_MODEL, INPAINT_GENERATOR, SHIPPED_INPAINT_CHECKPOINT
+from vnvs.defaults import DEFAULT_DEPTH_MODEL
 from vnvs.errors import InputError
 from vnvs.estimators.video_depth import VideoDepth
-from vnvs.generators import shipped_checkpoint
+from vnvs.generators import SHIPPED_MODELS, shipped_checkpoint
 from vnvs.generators.learned import is_model_folder
 from vnvs.io.transform import plan_transform
 from vnvs.io.video import probe_video, read_video, write_video
@@ -64,8 +64,8 @@ DEFAULT_FRAMES = 9
 
 def resolve_model(spec: str) -> Path:
     """The model folder of a generator name: ``default`` or ``cognvs`` (the shipped models) or a saved model folder."""
-    if spec in ("default", INPAINT_GENERATOR):
-        path = shipped_checkpoint() if spec == "default" else shipped_checkpoint(SHIPPED_INPAINT_CHECKPOINT)
+    if spec in SHIPPED_MODELS:
+        path = shipped_checkpoint(SHIPPED_MODELS[spec])
         if path is None:
             raise InputError(f"the shipped model {spec!r} is not installed; give a model folder as generator")
         return path

@@ -27,6 +27,8 @@ GENERATORS = {
     INPAINT_GENERATOR: f"the CogNVS-style inpainting model that ships with vnvs ({SHIPPED_INPAINT_CHECKPOINT})",
 }
 """Registered generator names and what they do; a saved model folder is accepted as a name too."""
+SHIPPED_MODELS = {"default": SHIPPED_CHECKPOINT, INPAINT_GENERATOR: SHIPPED_INPAINT_CHECKPOINT}
+"""Generator names of the models that ship with vnvs -> their folder names under ``vnvs/checkpoints``."""
 
 
 def shipped_checkpoint(name: str = SHIPPED_CHECKPOINT) -> Path | None:
@@ -53,17 +55,14 @@ def get_generator(name: str | None = None, **options) -> Generator:
         return WarpGenerator()
     if name == "warp+inpaint":
         return InpaintGenerator()
-    if name == "default":
-        path = shipped_checkpoint()
-        if path is None:
+    if name in SHIPPED_MODELS:
+        path = shipped_checkpoint(SHIPPED_MODELS[name])
+        if path is None and name == "default":
             log.warning("the shipped model %s is not installed; generator 'default' uses warp+inpaint",
                         SHIPPED_CHECKPOINT)
             return InpaintGenerator()
-        return _learned(path, options)
-    if name == INPAINT_GENERATOR:
-        path = shipped_checkpoint(SHIPPED_INPAINT_CHECKPOINT)
         if path is None:
-            raise InputError(f"the shipped inpainting model {SHIPPED_INPAINT_CHECKPOINT} is missing from this installation")
+            raise InputError(f"the shipped inpainting model {SHIPPED_MODELS[name]} is missing from this installation")
         return _learned(path, options)
     path = Path(name).expanduser()
     if path.is_dir():
@@ -86,4 +85,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["DEFAULT_GENERATOR", "GENERATORS", "Generator", "InpaintGenerator", "LearnedGenerator", "SHIPPED_CHECKPOINT",
-           "WarpGenerator", "WindowedGenerator", "get_generator", "shipped_checkpoint"]
+           "SHIPPED_MODELS", "WarpGenerator", "WindowedGenerator", "get_generator", "shipped_checkpoint"]
