@@ -2,6 +2,8 @@
 
 The denoising loop, written out (flow-matching convention of :mod:`vnvs.models`)::
 
+    known, mask, cameras = model.encode_grid(cells, mask, cameras)   pixel models: 2 x - 1; latent models:
+                                                                     each row through the VAE
     x_1 ~ N(0, I) over the whole grid        seeded on the CPU: the same seed gives the same grid
     n_k ~ N(0, I) for the given cells        (drawn after x_1)
     for sigma_i in schedule (1 -> 0):        diffusers' shifted schedule
@@ -9,7 +11,8 @@ The denoising loop, written out (flow-matching convention of :mod:`vnvs.models`)
         v = model(x, 1000 sigma_i, known, mask, cameras)
         x = x + (sigma_{i+1} - sigma_i) v    Euler step
     x[given] = known
-    frames = (x + 1) / 2
+    frames = model.decode_grid(x)            (x + 1) / 2, or each row through the VAE decoder
+    frames[given cells] = cells
 
 Example:
     >>> from vnvs.models.grid import GridModel, grid_preset
@@ -49,7 +52,8 @@ class GridPipeline:
         """Sample grids.
 
         Args:
-            known: ``(B, V, T, 3, H, W)`` in [0, 1]: the given cells (other cells ignored).
+            known: ``(B, V, T, 3, H, W)`` in [0, 1]: the given cells (other cells ignored); sides a
+                multiple of ``model.patch``.
             mask: ``(B, V, T)`` bool, the given cells.
             w2c, K: optional per-cell cameras ``(B, V, T, 4, 4)``, ``(B, V, T, 3, 3)``.
             depth, depth_valid: optional ``(B, V, T, H, W)`` depth of given cells (full4d's prior).
@@ -65,22 +69,28 @@ class GridPipeline:
                              f"{tuple(mask.shape)}")
         steps = int(num_inference_steps or self.model.config.sampling_steps)
         device = self.device
+        cells = known.float().to(device)
+        mask = mask.to(device)
+        opt = {k: (v.to(device) if v is not None else None)
+               for k, v in (("w2c", w2c), ("K", K), ("depth", depth), ("depth_valid", depth_valid))}
+        lat = self.model.encode_grid(cells, mask, **opt)
+        x0, lmask = lat["x0"].float(), lat["mask"]
         g = torch.Generator().manual_seed(int(seed))
-        x = torch.randn(known.shape, generator=g).to(device)
-        noise_known = torch.randn(known.shape, generator=g).to(device)
-        m = mask.to(device)[..., None, None, None]
-        x0 = torch.where(m, known.float().to(device) * 2 - 1, torch.zeros((), device=device))
-        cams = {k: (v.to(device) if v is not None else None)
-                for k, v in (("w2c", w2c), ("K", K), ("depth", depth), ("depth_valid", depth_valid))}
+        x = torch.randn(x0.shape, generator=g).to(device)
+        noise_known = torch.randn(x0.shape, generator=g).to(device)
+        m = lmask[..., None, None, None]
+        x0 = torch.where(m, x0, torch.zeros((), device=device))
+        cams = {k: lat[k] for k in ("w2c", "K", "depth", "depth_valid")}
         self.scheduler.set_timesteps(steps, device=device)
         sigmas = self.scheduler.sigmas.to(device=device, dtype=torch.float32)
         B = known.shape[0]
         for i in range(steps):
             s, s_next = sigmas[i], sigmas[i + 1]
             x = torch.where(m, (1 - s) * x0 + s * noise_known, x)
-            v = self.model(x, (s * 1000).expand(B), x0, mask.to(device), **cams).float()
+            v = self.model(x, (s * 1000).expand(B), x0, lmask, **cams).float()
             x = x + (s_next - s) * v
             if step_callback is not None:
                 step_callback(i)
         x = torch.where(m, x0, x)
-        return ((x + 1) / 2).clamp(0, 1).cpu()
+        frames = self.model.decode_grid(x, known.shape[2])
+        return torch.where(mask[..., None, None, None], cells, frames).clamp(0, 1).cpu()

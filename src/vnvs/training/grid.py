@@ -78,12 +78,15 @@ class GridShardDataset(ShardDataset):
 
 def fit_grid_batch(batch: dict[str, Any], model: GridModel) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """``(frames (B, V, T, 3, H, W) in [0, 1], w2c (B, V, T, 4, 4) | None, K | None)`` cut to the model's
-    window (first views and times) and centre-cropped to its patch multiple; cameras None unless every
-    sample has them."""
+    window (first views and times; for latent models, a number of times the VAE takes whole) and
+    centre-cropped to its patch multiple; cameras None unless every sample has them."""
     grid = batch["grid"].transpose(1, 2)  # (B, V, T, 3, H, W)
     B, V, T, _, H, W = grid.shape
     wv, wt = model.window
     V2, T2 = min(V, wv or V), min(T, wt or T)
+    m = model.temporal_multiple
+    if T2 > m:
+        T2 = 1 + (T2 - 1) // m * m
     p = model.patch
     h, w = H // p * p, W // p * p
     if h == 0 or w == 0 or V2 < 2 or T2 < 2:
@@ -100,16 +103,19 @@ def fit_grid_batch(batch: dict[str, Any], model: GridModel) -> tuple[torch.Tenso
 
 def grid_loss(model, frames: torch.Tensor, w2c, K, config: TrainConfig, generator: torch.Generator,
               reference_mask_prob: float = 0.0):
-    """Flow-matching loss of one grid batch over the generated cells (row 0 and column 0 given)."""
+    """Flow-matching loss of one grid batch over the generated cells (row 0 and column 0 given); latent
+    models (``model.encode_grid``) over the latents of the generated cells."""
     B, V, T = frames.shape[:3]
-    x0 = frames * 2 - 1
-    device = x0.device
+    device = frames.device
     mask = torch.zeros(B, V, T, dtype=torch.bool, device=device)
     mask[:, 0] = True
     mask[:, :, 0] = True
     if reference_mask_prob > 0:  # SV4D 2.0: hide the reference views (column 0 below row 0)
         hide = torch.rand(B, generator=generator, device=device) < reference_mask_prob
         mask[:, 1:, 0] &= ~hide[:, None]
+    unwrapped = getattr(model, "module", model)
+    lat = unwrapped.encode_grid(frames, torch.ones_like(mask), w2c=w2c, K=K)  # every cell is a target
+    x0, w2c, K, mask = lat["x0"], lat["w2c"], lat["K"], unwrapped.latent_mask(mask)
     sigmas = sample_sigmas(B, sampling=config.timestep_sampling, logit_mean=config.logit_mean,
                            logit_std=config.logit_std, shift=config.timestep_shift, generator=generator, device=device)
     noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
@@ -158,9 +164,12 @@ class GridTrainer(Trainer):
         if config.freeze_backbone:
             for p in model.backbone_parameters():
                 p.requires_grad_(False)
+        if config.gradient_checkpointing:
+            if not hasattr(model, "set_gradient_checkpointing"):
+                raise InputError("gradient_checkpointing needs a diffusers grid backbone (cogvideox or wan)")
+            model.set_gradient_checkpointing(True)
         model.train()
-        # parameters a training step never reaches (the text projection: no text is given)
-        for p in model.dit.text_proj.parameters():
+        for p in model.unused_parameters():  # a training step never reaches them (no text is given)
             p.requires_grad_(False)
         trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not trainable:

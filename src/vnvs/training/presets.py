@@ -17,6 +17,9 @@ presets of :mod:`vnvs.models` return a ``ModelConfig``) and the loader of config
   train; the DiT stays as shipped), ``grid-4real-hard``, ``grid-4real-sequential``, ``grid-sv4d``,
   ``grid-full4d``: the grid models of :mod:`vnvs.models.grid` on ``synthetic-grid`` and ``affine4d``
   shards (:data:`GRID_DATA`), from the shipped DiT; ``grid-tiny`` for tests.
+* ``grid-4real-cogvideox-2b``, ``grid-4real-wan-1.3b``: 4Real-Video on a pretrained diffusers backbone
+  (only the synchronization layers and the widened patch embedding train, bf16, gradient
+  checkpointing; a large GPU); ``grid-tiny-cogvideox``, ``grid-tiny-wan`` for tests.
 
 Edit :data:`DIT_SMALL_DATA` / :func:`dit_small` to change the shipped recipe; the ablations follow.
 """
@@ -118,6 +121,14 @@ def grid_tiny() -> TrainConfig:
                        max_steps=2, checkpoint_every=2, keep_checkpoints=1, log_every=1, num_workers=0)
 
 
+def _grid_diffusers(model: str) -> TrainConfig:
+    """4Real-Video's finetuning on a pretrained diffusers backbone: the synchronization layers (and the
+    conditioning channels of the patch embedding) train, the transformer stays as pretrained."""
+    return _grid(model, batch_size=1, grad_accum=4, lr=1e-4, warmup_steps=100, ema_decay=0.999, freeze_backbone=True,
+                 gradient_checkpointing=True, mixed_precision="bf16", max_steps=4000, checkpoint_every=500,
+                 num_workers=4)
+
+
 PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "tiny": tiny,
     "dit-small": dit_small,
@@ -133,6 +144,10 @@ PRESETS: dict[str, Callable[[], TrainConfig]] = {
     "grid-4real-sequential": lambda: _grid("4real-sequential"),
     "grid-sv4d": lambda: _grid("sv4d"),
     "grid-full4d": lambda: _grid("full4d"),
+    "grid-4real-cogvideox-2b": lambda: _grid_diffusers("4real-cogvideox-2b"),
+    "grid-4real-wan-1.3b": lambda: _grid_diffusers("4real-wan-1.3b"),
+    "grid-tiny-cogvideox": lambda: grid_tiny().replace(model="4real-cogvideox-tiny"),
+    "grid-tiny-wan": lambda: grid_tiny().replace(model="4real-wan-tiny"),
     "tiny-inpaint": tiny_inpaint,
     "dit-small-inpaint": dit_small_inpaint,
     "cogvideox-2b-inpaint": cogvideox_2b_inpaint,

@@ -11,21 +11,34 @@ from vnvs.errors import InputError
 GRID_MODEL_METHODS = ("4real", "sv4d", "full4d")
 """``4real``: 4Real-Video two-stream DiT with synchronization layers; ``sv4d``: SV4D 2.0 3D attention
 alpha-blended with frame attention; ``full4d``: Full-4D fused time-view attention with a reprojection prior."""
+GRID_FORMAT_VERSION = 1
+"""Version of the saved grid model folder (``config.json`` + ``model.safetensors``)."""
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+GRID_BACKBONES = ("dit", "cogvideox", "wan")
+"""``dit``: the built-in pixel-space DiT; ``cogvideox`` / ``wan``: diffusers latent video transformers."""
 SHIPPED = "shipped"
 """``pretrained`` value naming the backbone of the novel-view model shipped with vnvs."""
 
 
 @dataclass
 class GridModelConfig:
-    """Architecture of a time x view grid model on the built-in DiT (see ``docs/grids.md``)."""
+    """Architecture of a time x view grid model (see ``docs/grids.md``)."""
 
     method: str = "4real"
     """``4real``, ``sv4d`` or ``full4d`` (:data:`GRID_MODEL_METHODS`)."""
+    backbone: str = "dit"
+    """``dit`` (the built-in pixel-space DiT, :class:`~vnvs.models.grid.GridModel`), ``cogvideox`` or ``wan``
+    (diffusers latent backbones whose blocks are wrapped, :class:`~vnvs.models.grid.DiffusersGridModel`)."""
     backbone_config: dict = field(default_factory=dict)
-    """Keyword arguments of :class:`~vnvs.models.dit.DiTConfig` (random init); empty with ``pretrained``."""
+    """dit: keyword arguments of :class:`~vnvs.models.dit.DiTConfig`; cogvideox / wan: the diffusers
+    transformer config (random init); empty with ``pretrained``."""
+    vae_config: dict | None = None
+    """cogvideox / wan: the diffusers VAE config for random init (tests); None with ``pretrained``."""
     pretrained: str | None = None
-    """Backbone weights: ``"shipped"`` (the DiT of the novel-view model shipped with vnvs) or a folder
-    saved by ``NovelViewModel.save_pretrained`` with a ``dit`` backbone; None: random init."""
+    """Backbone weights. dit: ``"shipped"`` (the DiT of the novel-view model shipped with vnvs) or a folder
+    saved by ``NovelViewModel.save_pretrained`` with a ``dit`` backbone; cogvideox / wan: a diffusers
+    model folder with ``transformer/`` and ``vae/`` subfolders; None: random init."""
     arch: str = "parallel"
     """4real: ``parallel`` (two token streams + synchronization, the paper) or ``sequential``
     (view then time update in series, the paper's baseline)."""
@@ -66,8 +79,18 @@ class GridModelConfig:
         for name, options in choices:
             if getattr(self, name) not in options:
                 raise InputError(f"grid model {name} must be one of {', '.join(options)}, got {getattr(self, name)!r}")
-        if self.pretrained is not None and self.backbone_config:
-            raise InputError("give either pretrained or backbone_config, not both")
+        if self.backbone not in GRID_BACKBONES:
+            raise InputError(f"grid model backbone must be one of {', '.join(GRID_BACKBONES)}, got {self.backbone!r}")
+        if self.pretrained is not None and (self.backbone_config or self.vae_config is not None):
+            raise InputError("give either pretrained or backbone_config / vae_config, not both")
+        if self.backbone == "dit" and self.vae_config is not None:
+            raise InputError("the dit backbone works in pixel space: vae_config must be null")
+        if self.backbone != "dit":
+            if self.pretrained == SHIPPED:
+                raise InputError(f"pretrained {SHIPPED!r} names the built-in DiT; a {self.backbone} grid model "
+                                 "needs a diffusers model folder")
+            if self.pretrained is None and (not self.backbone_config or self.vae_config is None):
+                raise InputError(f"a {self.backbone} grid model needs pretrained, or backbone_config and vae_config")
         if not all(0.0 <= float(getattr(self, k)) <= 1.0 for k in ("alpha_init", "frame_alpha_init", "reference_mask_prob")):
             raise InputError("alpha_init, frame_alpha_init and reference_mask_prob must be in [0, 1]")
         for name in ("window_views", "window_times"):

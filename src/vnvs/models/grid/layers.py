@@ -26,7 +26,7 @@ class SyncLayer(nn.Module):
     """The synchronization layer after DiT block ``layer`` of ``layers`` (4Real-Video, Sec. 3.2.4).
 
     ``forward(y_view, y_time, temb) -> (x_view, x_time)`` on token tensors of one shape ``(B, ..., D)``
-    and the timestep embedding ``temb`` ``(B, D)``:
+    and the timestep embedding ``temb`` ``(B, temb_dim)`` (``temb_dim`` defaults to ``D``):
 
     * hard, training-free: both outputs ``(y_v + y_t) / 2`` (eq. 12);
     * hard, learned: ``(y_v + y_t) / 2 + W [y_v, y_t]`` (the merge weights of eq. 8 start at ``I / 2``);
@@ -37,13 +37,13 @@ class SyncLayer(nn.Module):
     so a learned layer starts as the hard average or as the identity.
     """
 
-    def __init__(self, dim: int, kind: str, weights: str, layer: int, layers: int):
+    def __init__(self, dim: int, kind: str, weights: str, layer: int, layers: int, temb_dim: int | None = None):
         super().__init__()
         self.kind, self.learned = kind, weights == "learned"
         self.w = 0.5 if kind == "hard" else training_free_weight(layer, layers)
         if self.learned:
             self.norm = nn.LayerNorm(2 * dim, elementwise_affine=False, eps=1e-6)
-            self.mod = nn.Linear(dim, 4 * dim)
+            self.mod = nn.Linear(temb_dim or dim, 4 * dim)
             self.out = nn.Linear(2 * dim, dim if kind == "hard" else 2 * dim)
             nn.init.zeros_(self.mod.weight)
             nn.init.zeros_(self.mod.bias)

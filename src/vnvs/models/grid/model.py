@@ -39,15 +39,13 @@ from safetensors.torch import load_file, save_file
 from vnvs.defaults import SHIPPED_CHECKPOINT
 from vnvs.errors import InputError
 from vnvs.models.dit import DiTConfig, Rope, VideoDiT, rope_angles
-from vnvs.models.grid.config import SHIPPED, GridModelConfig
+from vnvs.models.grid.config import CONFIG_NAME, GRID_FORMAT_VERSION, SHIPPED, WEIGHTS_NAME, GridModelConfig
+from vnvs.models.grid.diffusers_model import DiffusersGridModel
 from vnvs.models.grid.layers import MAX_BIAS_DIST2, SyncLayer, plucker_patches, reprojection_distance
 from vnvs.models.model import NovelViewModel
 from vnvs.models.vnvs_block import modulate, sdpa
 from vnvs.utils.atomic import atomic_dir
 
-GRID_FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 def shipped_backbone_folder() -> Path:
@@ -74,6 +72,9 @@ class GridModel(nn.Module):
 
     def __init__(self, config: GridModelConfig, *, _load_pretrained: bool = True):
         super().__init__()
+        if config.backbone != "dit":
+            raise InputError(f"GridModel runs on the built-in DiT; build {config.backbone} grid models with "
+                             "GridModel.from_config (a DiffusersGridModel)")
         self.config = config
         state = None
         if config.pretrained is not None:
@@ -115,7 +116,10 @@ class GridModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: GridModelConfig) -> "GridModel":
-        """Build a model (new layers from the current torch seed; the backbone from ``config.pretrained``)."""
+        """Build a model (new layers from the current torch seed; the backbone from ``config.pretrained``);
+        a :class:`~vnvs.models.grid.DiffusersGridModel` for the ``cogvideox`` and ``wan`` backbones."""
+        if config.backbone != "dit":
+            return DiffusersGridModel(config)
         return cls(config)
 
     def resolved_config(self) -> GridModelConfig:
@@ -141,7 +145,12 @@ class GridModel(nn.Module):
         if meta.get("format_version") != GRID_FORMAT_VERSION:
             raise InputError(f"{folder / CONFIG_NAME}: grid model format version {meta.get('format_version')!r}, "
                              f"this vnvs reads {GRID_FORMAT_VERSION}")
-        model = cls(GridModelConfig.from_dict(meta["grid_model"]))
+        if not isinstance(meta.get("grid_model"), dict):
+            raise InputError(f"{folder / CONFIG_NAME}: no grid_model section")
+        config = GridModelConfig.from_dict(meta["grid_model"])
+        if config.backbone != "dit":
+            return DiffusersGridModel.from_saved(folder, meta, device)
+        model = cls(config)
         try:
             state = load_file(str(folder / WEIGHTS_NAME), device=str(device))
         except Exception as exc:  # safetensors raises its own error types
@@ -178,6 +187,31 @@ class GridModel(nn.Module):
     def backbone_parameters(self):
         """The pretrained DiT's parameters."""
         return self.dit.parameters()
+
+    def unused_parameters(self):
+        """Parameters a training step never reaches (the text projection: no text is given)."""
+        return self.dit.text_proj.parameters()
+
+    @property
+    def temporal_multiple(self) -> int:
+        """Any number of times works (pixel space)."""
+        return 1
+
+    def latent_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The mask of the denoised grid (pixel space: the cells' own)."""
+        return mask
+
+    def encode_grid(self, frames: torch.Tensor, mask: torch.Tensor, *, w2c=None, K=None, depth=None,
+                    depth_valid=None) -> dict:
+        """Cells ``(B, V, T, 3, H, W)`` in [0, 1] -> the grid the model denoises: ``x0`` in [-1, 1] (zero outside
+        ``mask``), with the mask, cameras and depth as given (pixel space: one latent per cell)."""
+        x0 = torch.where(mask[..., None, None, None], frames.float() * 2 - 1, torch.zeros((), device=frames.device))
+        return {"x0": x0, "mask": mask, "w2c": w2c, "K": K, "depth": depth, "depth_valid": depth_valid,
+                "frames": frames.shape[2]}
+
+    def decode_grid(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """The denoised grid -> cells in [0, 1]."""
+        return ((x.float() + 1) / 2).clamp(0, 1)[:, :, :frames]
 
     # --- forward ----------------------------------------------------------------------------------
 

@@ -6,6 +6,11 @@
 * 4Real-Video ablations: ``4real-sequential``, ``4real-hard``, ``4real-soft-free`` (training-free
   weighted averaging ``w_l = 0.1 + 0.4 l / L``), ``4real-hard-free`` (training-free average).
 * ``*-tiny``: a 2-layer random DiT for tests.
+* On diffusers backbones (:class:`~vnvs.models.grid.DiffusersGridModel`): ``4real-cogvideox-2b``,
+  ``4real-wan-1.3b``, ``sv4d-cogvideox-2b``, ``full4d-cogvideox-2b`` (pretrained weights, a GPU to
+  train: ``vnvs train --config grid-4real-cogvideox-2b``); ``4real-cogvideox-tiny``, ``4real-wan-tiny``,
+  ``sv4d-cogvideox-tiny``, ``full4d-cogvideox-tiny``, ``full4d-wan-tiny``: tiny random backbones and
+  VAEs for tests.
 """
 
 from __future__ import annotations
@@ -14,8 +19,22 @@ from typing import Any, Callable
 
 from vnvs.errors import InputError
 from vnvs.models.grid.config import SHIPPED, GridModelConfig
+from vnvs.models.presets import get_preset
 
 TINY_DIT = {"dim": 32, "depth": 2, "heads": 2, "patch": 4, "mlp_ratio": 2.0, "text_dim": 16, "freq_dim": 32}
+
+
+
+def _diffusers(method: str, preset: str, **changes: Any) -> GridModelConfig:
+    """A grid model on the diffusers backbone of novel-view model preset ``preset``; windows of 4 views x 9
+    frames (3 latent times with a 4x temporal VAE), cells of 8 latent pixels (tiny) or 60 (480 px) a side."""
+    m = get_preset(preset)
+    config = GridModelConfig(method=method, backbone=m.backbone, pretrained=m.pretrained,
+                             backbone_config=dict(m.backbone_config),
+                             vae_config=None if m.vae_config is None else dict(m.vae_config),
+                             null_text_tokens=m.null_text_tokens, window_views=4, window_times=9)
+    return config.replace(**changes) if changes else config
+
 
 GRID_PRESETS: dict[str, Callable[[], GridModelConfig]] = {
     "4real": lambda: GridModelConfig(method="4real", pretrained=SHIPPED),
@@ -29,6 +48,15 @@ GRID_PRESETS: dict[str, Callable[[], GridModelConfig]] = {
     "4real-tiny": lambda: GridModelConfig(method="4real", backbone_config=dict(TINY_DIT), null_text_tokens=4),
     "sv4d-tiny": lambda: GridModelConfig(method="sv4d", backbone_config=dict(TINY_DIT), null_text_tokens=4),
     "full4d-tiny": lambda: GridModelConfig(method="full4d", backbone_config=dict(TINY_DIT), null_text_tokens=4),
+    "4real-cogvideox-2b": lambda: _diffusers("4real", "cogvideox-2b", sampling_steps=50),
+    "4real-wan-1.3b": lambda: _diffusers("4real", "wan-1.3b", sampling_steps=50),
+    "sv4d-cogvideox-2b": lambda: _diffusers("sv4d", "cogvideox-2b", sampling_steps=50),
+    "full4d-cogvideox-2b": lambda: _diffusers("full4d", "cogvideox-2b", sampling_steps=50),
+    "4real-cogvideox-tiny": lambda: _diffusers("4real", "cogvideox-tiny"),
+    "4real-wan-tiny": lambda: _diffusers("4real", "wan-tiny"),
+    "sv4d-cogvideox-tiny": lambda: _diffusers("sv4d", "cogvideox-tiny"),
+    "full4d-cogvideox-tiny": lambda: _diffusers("full4d", "cogvideox-tiny"),
+    "full4d-wan-tiny": lambda: _diffusers("full4d", "wan-tiny"),
 }
 
 
