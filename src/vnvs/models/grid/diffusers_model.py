@@ -33,7 +33,6 @@ latent 0 is frame 0 alone, so the given first column stays exactly given.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -42,16 +41,15 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
 from torch.utils.checkpoint import checkpoint
 
 from vnvs.errors import InputError
 from vnvs.models.backbones import ADAPTERS
 from vnvs.models.config import ModelConfig
-from vnvs.models.grid.config import CONFIG_NAME, GRID_FORMAT_VERSION, WEIGHTS_NAME, GridModelConfig
+from vnvs.models.grid.config import GridModelConfig
+from vnvs.models.grid.folder import load_grid_weights, write_grid_folder
 from vnvs.models.grid.layers import MAX_BIAS_DIST2, SyncLayer, plucker_patches, reprojection_distance
 from vnvs.models.injection import TembCapture
-from vnvs.utils.atomic import atomic_dir
 
 PLUCKER_CHANNELS = 6
 
@@ -457,27 +455,14 @@ class DiffusersGridModel(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """``config.json`` (the grid config and the backbone's and VAE's architecture) and ``model.safetensors``."""
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        meta = {"format": "vnvs-grid-model", "format_version": GRID_FORMAT_VERSION,
-                "grid_model": self.resolved_config().to_dict(),
-                "architecture": self._adapter.arch(self.backbone, self.vae)}
-        with atomic_dir(path) as tmp:
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        write_grid_folder(self, path, {"grid_model": self.resolved_config().to_dict(),
+                                       "architecture": self._adapter.arch(self.backbone, self.vae)})
 
     @classmethod
     def from_saved(cls, folder: Path, meta: dict, device) -> "DiffusersGridModel":
+        """The model of a grid model folder whose ``config.json`` (``meta``) names a diffusers backbone."""
         if not isinstance(meta.get("architecture"), dict):
             raise InputError(f"{folder}: a {meta['grid_model'].get('backbone')} grid model needs its architecture "
                              "in config.json")
         model = cls(GridModelConfig.from_dict(meta["grid_model"]), arch=meta["architecture"])
-        try:
-            state = load_file(str(folder / WEIGHTS_NAME), device=str(device))
-        except Exception as exc:  # safetensors raises its own error types
-            raise InputError(f"cannot read {folder / WEIGHTS_NAME}: {exc}") from None
-        missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
-        if missing or unexpected:
-            raise InputError(f"{folder / WEIGHTS_NAME} does not match its config "
-                             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-        model.load_state_dict(state, strict=True)
-        return model.to(device)
+        return load_grid_weights(model, folder, device)

@@ -34,17 +34,16 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 
 from vnvs.defaults import SHIPPED_CHECKPOINT
 from vnvs.errors import InputError
 from vnvs.models.dit import DiTConfig, Rope, VideoDiT, rope_angles
 from vnvs.models.grid.config import CONFIG_NAME, GRID_FORMAT_VERSION, SHIPPED, WEIGHTS_NAME, GridModelConfig
 from vnvs.models.grid.diffusers_model import DiffusersGridModel
+from vnvs.models.grid.folder import load_grid_weights, write_grid_folder
 from vnvs.models.grid.layers import MAX_BIAS_DIST2, SyncLayer, plucker_patches, reprojection_distance
 from vnvs.models.model import NovelViewModel
 from vnvs.models.vnvs_block import modulate, sdpa
-from vnvs.utils.atomic import atomic_dir
 
 
 
@@ -128,12 +127,7 @@ class GridModel(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write ``config.json`` (the config, backbone written out) and ``model.safetensors`` into ``path``, atomically."""
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        meta = {"format": "vnvs-grid-model", "format_version": GRID_FORMAT_VERSION,
-                "grid_model": self.resolved_config().to_dict()}
-        with atomic_dir(path) as tmp:
-            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        write_grid_folder(self, path, {"grid_model": self.resolved_config().to_dict()})
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> "GridModel":
@@ -150,17 +144,7 @@ class GridModel(nn.Module):
         config = GridModelConfig.from_dict(meta["grid_model"])
         if config.backbone != "dit":
             return DiffusersGridModel.from_saved(folder, meta, device)
-        model = cls(config)
-        try:
-            state = load_file(str(folder / WEIGHTS_NAME), device=str(device))
-        except Exception as exc:  # safetensors raises its own error types
-            raise InputError(f"cannot read {folder / WEIGHTS_NAME}: {exc}") from None
-        missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
-        if missing or unexpected:
-            raise InputError(f"{folder / WEIGHTS_NAME} does not match its config "
-                             f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
-        model.load_state_dict(state, strict=True)
-        return model.to(device)
+        return load_grid_weights(cls(config), folder, device)
 
     # --- contract ---------------------------------------------------------------------------------
 
