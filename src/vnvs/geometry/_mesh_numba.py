@@ -247,27 +247,31 @@ def mesh_kernel(image, depth, valid, Kinv, R, t, Kt, fscale, out_h, out_w, near,
                     z = depth[f, y, x]
                     if (not has_valid or valid[f, y, x]) and z > 0.0 and z < np.inf:
                         du[(y + 1) * (W + 2) + x + 1] = z
+            W2 = W + 2
             for y in range(H):  # extend_background: the deepest usable 8-neighbour, side neighbours first
+                row = (y + 1) * W2 + 1
                 for x in range(W):
                     i = y * W + x
                     colour[i] = i
-                    c = (y + 1) * (W + 2) + x + 1
+                    c = row + x
                     z = du[c]
-                    if not (z > 0.0):
+                    # branch-free maximum first: most pixels have no deeper neighbour beyond the ratio
+                    m = max(max(max(du[c - 1], du[c + 1]), max(du[c - W2], du[c + W2])),
+                            max(max(du[c - W2 - 1], du[c - W2 + 1]), max(du[c + W2 - 1], du[c + W2 + 1])))
+                    if not (z > 0.0 and m > z * ratio32):
                         continue
                     deepest = z
                     src = -1
                     for n in range(8):
-                        zn = du[c + NEIGHBOURS[n, 0] * (W + 2) + NEIGHBOURS[n, 1]]
+                        zn = du[c + NEIGHBOURS[n, 0] * W2 + NEIGHBOURS[n, 1]]
                         if zn > deepest:
                             deepest = zn
                             src = n
-                    if src >= 0 and deepest > z * ratio32:
-                        modified[i] = True
-                        colour[i] = i + NEIGHBOURS[src, 0] * W + NEIGHBOURS[src, 1]
-                        good, ux, uy, qz = _project(float(x), float(y), float(deepest), f, Kinv, R, t, Kt, near)
-                        if good:
-                            px2[i], py2[i], pz2[i], piz2[i], ws2[i], ok2[i] = ux, uy, qz, 1.0 / qz, float(deepest), True
+                    modified[i] = True
+                    colour[i] = i + NEIGHBOURS[src, 0] * W + NEIGHBOURS[src, 1]
+                    good, ux, uy, qz = _project(float(x), float(y), float(deepest), f, Kinv, R, t, Kt, near)
+                    if good:
+                        px2[i], py2[i], pz2[i], piz2[i], ws2[i], ok2[i] = ux, uy, qz, 1.0 / qz, float(deepest), True
             for y in range(H):  # the region: usable vertices within one pixel of a modified one
                 for x in range(W):
                     if not modified[y * W + x]:
