@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import collect_seed, expand_variants, save, summarize_seeds  # noqa: E402
 
-METHODS = "warp+inpaint,default,default (not seamless),cognvs,cognvs (not seamless)"
+METHODS = "warp+inpaint,warp+inpaint+refine,default,default (not seamless),cognvs,cognvs (not seamless)"
 
 
 def main() -> None:

@@ -35,7 +35,8 @@ def vnvs(*args: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2")
-    ap.add_argument("--methods", default="warp+inpaint,default,default (not seamless),cognvs,cognvs (not seamless),warp",
+    ap.add_argument("--methods", default="warp+inpaint,warp+inpaint+refine,default,default (not seamless),cognvs,"
+                                         "cognvs (not seamless),warp",
                     help="vnvs eval methods; 'default (not seamless)' and 'cognvs (not seamless)' are the shipped models "
                          "composited without the seamless blend")
     args = ap.parse_args()

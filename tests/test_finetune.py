@@ -153,3 +153,14 @@ def test_shipped_generator_names_resolve_to_their_model_folders(tmp_path):
     assert NovelViewModel.from_pretrained(inpaint).config.control == "inpaint"  # finetunes on co-visibility pairs
     with pytest.raises(InputError, match="not a saved model folder"):
         resolve_model(str(tmp_path))
+
+
+def test_render_ttf_finetunes_the_refiner_of_warp_inpaint_refine(real_clip, tiny_depth_model, inpaint_dir, tmp_path,
+                                                                   capsys):
+    code = main(["render", str(real_clip), "--depth", str(tiny_depth_model),
+                 "--generator", f"warp+inpaint+refine:{inpaint_dir}", "--max-frames", "6", "--size", "16",
+                 "--trajectory", "orbit:10", "--ttf", "1", "--output", str(tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    summary = json.loads(out.splitlines()[0])
+    assert summary["ttf_steps"] == 1 and summary["generator"] == "warp+inpaint+refine:inpaint-ttf1"

@@ -3,15 +3,18 @@ command uses when the user names none. Importing this module imports nothing."""
 
 DEFAULT_GENERATOR = "default"
 """The generator of ``vnvs demo`` (and of ``vnvs finetune``): the model shipped with vnvs."""
-DEFAULT_RENDER_GENERATOR = "warp+inpaint"
+DEFAULT_RENDER_GENERATOR = "warp+inpaint+refine"
 """The generator of ``vnvs render`` and ``vnvs grid``: the one that scores best on real camera-shot footage.
 On held-out real flow pairs (``vnvs eval --benchmark real``, BENCHMARKS.md) the classical warp + OpenCV
-inpainting still beats every learned model vnvs has trained, over the full frame and where flow did not reach."""
+inpainting with its holes redrawn by the shipped model beats warp + inpainting alone and every learned model
+vnvs has trained used on its own, over the full frame and where flow did not reach."""
 SHIPPED_CHECKPOINT = "vnvs-dit-small"
 SHIPPED_INPAINT_CHECKPOINT = "vnvs-dit-small-inpaint"
 """The CogNVS-style inpainting model that ships with vnvs (generator ``cognvs``)."""
 INPAINT_GENERATOR = "cognvs"
 """Generator name of :data:`SHIPPED_INPAINT_CHECKPOINT`."""
+REFINE_GENERATOR = "warp+inpaint+refine"
+"""Generator name of warp+inpaint with its holes redrawn by the shipped model (``vnvs.generators.refined``)."""
 SHIPPED_GRID_CHECKPOINT = "vnvs-grid-4real"
 """The trained grid model that ships with vnvs (``vnvs grid --method 4real-trained``)."""
 TRAINED_GRID_METHOD = "4real-trained"

@@ -48,8 +48,9 @@ class DemoConfig:
     mode: Mode = "gradual"
     """gradual: reach the full offset at the last frame; direct: full offset from the first frame."""
     generator: str = field(default=DEFAULT_GENERATOR, metadata={"short": "-g", "default_text": "the model shipped with vnvs"})
-    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs), cognvs
-    (the CogNVS-style inpainting model shipped with vnvs) or a saved model folder."""
+    """What fills the disoccluded regions: warp, warp+inpaint, warp+inpaint+refine (the inpainting redrawn by the
+    model shipped with vnvs), default (the model shipped with vnvs), cognvs (the CogNVS-style inpainting model
+    shipped with vnvs) or a saved model folder."""
     steps: int | None = None
     """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
     guidance: float | None = None
@@ -106,9 +107,11 @@ class RenderConfig:
     """Use at most N frames."""
     size: int | None = None
     """Shorter side of the frames in pixels, the aspect ratio kept (default: the video's size)."""
-    generator: str = field(default=DEFAULT_RENDER_GENERATOR, metadata={"short": "-g", "default_text": "warp+inpaint (the best measured on real footage)"})
-    """What fills the disoccluded regions: warp, warp+inpaint, default (the model shipped with vnvs), cognvs
-    (the CogNVS-style inpainting model shipped with vnvs) or a saved model folder."""
+    generator: str = field(default=DEFAULT_RENDER_GENERATOR, metadata={
+        "short": "-g", "default_text": "warp+inpaint+refine (the best measured on real footage)"})
+    """What fills the disoccluded regions: warp, warp+inpaint, warp+inpaint+refine (the inpainting redrawn by the
+    model shipped with vnvs; warp+inpaint+refine:MODEL redraws with another), default (the model shipped with
+    vnvs), cognvs (the CogNVS-style inpainting model shipped with vnvs) or a saved model folder."""
     steps: int | None = None
     """Learned generators: sampling steps (default: the model folder's sampling.json, else 20)."""
     guidance: float | None = None

@@ -40,7 +40,7 @@ from vnvs.data.config import PrepareConfig
 from vnvs.data.engine import prepare
 from vnvs.data.shards import read_index
 from vnvs.data.schema import WorkItem
-from vnvs.defaults import DEFAULT_DEPTH_MODEL
+from vnvs.defaults import DEFAULT_DEPTH_MODEL, DEFAULT_GENERATOR, REFINE_GENERATOR
 from vnvs.errors import InputError
 from vnvs.estimators.video_depth import VideoDepth
 from vnvs.generators import SHIPPED_MODELS, shipped_checkpoint
@@ -223,10 +223,21 @@ def finetune(config: FinetuneConfig, *, warn_unused_depth: bool = True) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def finetune_for_render(config: RenderConfig, folder: Path) -> Path:
-    """``vnvs render --ttf N``: finetune the render's generator on its video into ``folder``/model."""
-    name = f"{resolve_model(config.generator).resolve().name}-ttf{config.ttf}"
-    ft = FinetuneConfig(video=config.video, output=folder / name, generator=config.generator,
+def refiner_spec(generator: str) -> str | None:
+    """The model a ``warp+inpaint+refine[:MODEL]`` generator redraws with (None for other generators)."""
+    if generator == REFINE_GENERATOR:
+        return DEFAULT_GENERATOR
+    if generator.startswith(REFINE_GENERATOR + ":"):
+        return generator[len(REFINE_GENERATOR) + 1:]
+    return None
+
+
+def finetune_for_render(config: RenderConfig, folder: Path, base: str | None = None) -> Path:
+    """``vnvs render --ttf N``: finetune the render's generator (or the model ``base``) on its video into
+    ``folder``/model."""
+    base = base or config.generator
+    name = f"{resolve_model(base).resolve().name}-ttf{config.ttf}"
+    ft = FinetuneConfig(video=config.video, output=folder / name, generator=base,
                         depth=config.depth,
                         steps=config.ttf, stride=config.stride, max_frames=config.max_frames, seed=config.seed,
                         checkpoint_every=config.ttf, work=folder / "work", device=config.device)
@@ -235,11 +246,14 @@ def finetune_for_render(config: RenderConfig, folder: Path) -> Path:
 
 
 def render_with_ttf(config: RenderConfig) -> dict:
-    """Finetune for ``config.ttf`` steps in a temporary folder, then render with the adapted model."""
+    """Finetune for ``config.ttf`` steps in a temporary folder, then render with the adapted model
+    (``warp+inpaint+refine``: its refiner is finetuned and redraws the inpainting)."""
     if config.generator in ("warp", "warp+inpaint"):
         raise InputError(f"ttf needs a learned generator; {config.generator} has nothing to finetune")
+    refiner = refiner_spec(config.generator)
     with tempfile.TemporaryDirectory(prefix="vnvs-ttf-") as tmp:
-        model = finetune_for_render(config, Path(tmp))
-        summary = run_render(replace(config, generator=str(model), ttf=0))
+        model = finetune_for_render(config, Path(tmp), refiner)
+        generator = str(model) if refiner is None else f"{REFINE_GENERATOR}:{model}"
+        summary = run_render(replace(config, generator=generator, ttf=0))
     summary["ttf_steps"] = config.ttf
     return summary

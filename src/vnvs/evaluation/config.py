@@ -33,7 +33,7 @@ class EvalConfig:
     dycheck: DyCheck iPhone scenes (masked metrics on the co-visible pixels); kubric4d: Kubric-4D scenes (GCD's
     layout); videos: a folder of videos with trajectory files and optional ground truth (see docs/evaluation.md)."""
     methods: str = field(default="warp,warp+inpaint,default", metadata={"short": "-m"})
-    """Comma-separated generators (warp, warp+inpaint, default, or a saved model folder); LABEL=NAME names one
+    """Comma-separated generators (warp, warp+inpaint, warp+inpaint+refine, default, cognvs, or a saved model folder); LABEL=NAME names one
     in the report."""
     output: Path = field(default=Path("vnvs_eval"), metadata={"short": "-o"})
     """Folder for report.json, report.md, items.csv, plots/ and sheets/."""
