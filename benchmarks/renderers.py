@@ -15,8 +15,8 @@ source frame sees): PSNR of the warped frame over all co-visible pixels (pixels 
 reach are black there, as the conditioning shows them), PSNR over the co-visible pixels it reached,
 coverage of the co-visible region, crack fraction (co-visible pixels not reached), seconds per
 frame (min over repeats, whole clip) and the ratio to the z-buffer splat's time in the same run.
-Then the generators `warp+inpaint` and `default` are fed each method's control signal and scored
-full-frame, co-visible and disoccluded against the ground truth.
+Then the generators `warp+inpaint`, `warp+inpaint+refine` (`vnvs render`'s default) and `default` are fed
+each method's control signal and scored full-frame, co-visible and disoccluded against the ground truth.
 
 Usage: python benchmarks/renderers.py [--seeds 0 1] [--scenes 6] [--frames 25] [--size 128]
 """
@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=25)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--generators", nargs="*", default=["warp+inpaint", "default"])
+    ap.add_argument("--generators", nargs="*", default=["warp+inpaint", "warp+inpaint+refine", "default"])
     args = ap.parse_args()
     started = time.perf_counter()
     gens = {g: get_generator(g) for g in args.generators}
