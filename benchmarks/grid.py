@@ -8,8 +8,8 @@ grid presets on the shipped DiT with their new layers at initialisation), beside
 ``4real-trained`` model, on every evaluation seed. Grid models are scored as ``vnvs grid`` runs them
 (composite: the source warped to each cell kept wherever it landed, the holes blended in seamlessly),
 composited without the seamless blend, and on their own cells (no composite); and the baseline and the
-shipped model once more with `vnvs grid`'s default novel-view generator (`warp+inpaint`) for the
-independent views and column 0. Writes ``benchmarks/results/grid.json``; ``python benchmarks/report.py`` puts it into
+shipped model once more with `warp+inpaint` and with `vnvs grid`'s default novel-view generator
+(`warp+inpaint+refine`) for the independent views and column 0. Writes ``benchmarks/results/grid.json``; ``python benchmarks/report.py`` puts it into
 BENCHMARKS.md.
 
 Usage: python benchmarks/grid.py RUNS [--train-steps 200] [--scenes 3] [--frames 8] [--size 32] [--views 4]
@@ -83,10 +83,12 @@ def main() -> None:
     common = dict(scenes=args.scenes, frames=args.frames, size=args.size, views=args.views, steps=args.sample_steps,
                   max_orbit=30.0)
     classical = {**common, "grid_generator": "warp+inpaint"}
+    refined = {**common, "grid_generator": "warp+inpaint+refine"}
     jobs = [(seed, True, True, ",".join(methods), runs / f"eval_seed{seed}", common) for seed in seeds]
     jobs += [(seed, True, False, ",".join(raw_methods), runs / f"eval_seed{seed}_seams", common) for seed in seeds]
     jobs += [(seed, False, False, ",".join(raw_methods), runs / f"eval_seed{seed}_raw", common) for seed in seeds]
     jobs += [(seed, True, True, ",".join(methods[:2]), runs / f"eval_seed{seed}_classical", classical) for seed in seeds]
+    jobs += [(seed, True, True, ",".join(methods[:2]), runs / f"eval_seed{seed}_refine", refined) for seed in seeds]
     with ProcessPoolExecutor(max_workers=min(len(jobs), args.jobs), mp_context=get_context("spawn")) as pool:
         reports = list(pool.map(_evaluate, jobs))
     runs_out = [{"seed": seed, "composite": comp, "seamless": seamless,

@@ -470,7 +470,10 @@ def grid_section() -> list[str]:
     if r is None or "runs" not in r:
         return ["## Time x view grids", "", "Not measured yet: run `python benchmarks/grid.py RUNS`.", ""]
     st = r["settings"]
-    classical = [x["report"] for x in r["runs"] if x.get("generator", "default") != "default"]
+    others: dict[str, list] = {}
+    for x in r["runs"]:
+        if x.get("generator", "default") != "default":
+            others.setdefault(x["generator"], []).append(x["report"])
     runs = [x for x in r["runs"] if x.get("generator", "default") == "default"]
     comp = [x["report"] for x in runs if x["composite"] and x["seamless"]]
     seams = [x["report"] for x in runs if x["composite"] and not x["seamless"]]
@@ -499,11 +502,11 @@ def grid_section() -> list[str]:
         ve = sum(e["view_error"] for e in exact) / len(exact)
         te = sum(e["time_error"] for e in exact) / len(exact)
         out += ["", f"The exact grids score view err {ve:.2f} and time err {te:.2f} (bilinear resampling only)."]
-    if classical:
-        gen = next(x["generator"] for x in r["runs"] if x.get("generator", "default") != "default")
-        out += ["", f"### With `vnvs grid`'s default novel-view generator (`{gen}`)", "",
+    for gen, reps in others.items():
+        what = "`vnvs grid`'s default novel-view generator" if gen == DEFAULT_RENDER_GENERATOR else "the novel-view generator"
+        out += ["", f"### With {what} `{gen}`", "",
                 f"The same, with `{gen}` for the independent views and for column 0 instead of the shipped model.", ""]
-        out += _seed_table(classical, keys)
+        out += _seed_table(reps, keys)
     if seams:
         out += ["", "### Composite without the seamless blend (`--no-seamless`)", ""]
         out += _seed_table(seams, keys)
@@ -513,8 +516,8 @@ def grid_section() -> list[str]:
     out += ["", "| training run | preset | steps | final loss | seconds |", "|---|---|---:|---:|---:|"]
     for label, t in r["training"].items():
         out.append(f"| {label} | {t['preset']} | {t['steps']} | {t['final_loss']:.4f} | {t['seconds']:.0f} |")
-    targets = [("composite, seamless, shipped model for `independent` and column 0", comp),
-               ("composite, seamless, `warp+inpaint` for `independent` and column 0", classical)]
+    targets = [("composite, seamless, shipped model for `independent` and column 0", comp)]
+    targets += [(f"composite, seamless, `{gen}` for `independent` and column 0", reps) for gen, reps in others.items()]
     for name, reps in targets:
         if not reps or "independent" not in reps[0]["methods"]:
             continue
