@@ -107,7 +107,8 @@ class GridBlock(nn.Module):
         if config.method == "full4d":
             self.bias_scale = nn.Parameter(torch.tensor(float(config.bias_scale)))
 
-    # backbone-specific: one call of the wrapped block on tokens (B', S, D) with per-sample text / temb
+    # backbone-specific: one call of the wrapped block on tokens (B', S, D) with per-sample text / temb;
+    # returns the tokens and the updated text (None for blocks that do not update it)
     def _call(self, x, text, temb, rotary, bias=None):
         raise NotImplementedError
 
@@ -171,7 +172,7 @@ class GridBlock(nn.Module):
             yf, tf = self._frames(x, text, temb)
             yv, tv = self._views(x, text, temb)
             y = (1 - a) * yf + a * yv
-            text = None if tf is None else (1 - a) * tf + a * tv
+            text = text if tf is None else (1 - a) * tf + a * tv
             yt, tt = self._call(y, text, temb, rotary_times)
             b = torch.sigmoid(self.frame_alpha_logit)
             return y + b * (yt - y), (None if tt is None else text + b * (tt - text))
@@ -216,20 +217,7 @@ class WanGridBlock(GridBlock):
         return self.grid_step(hidden_states, encoder_hidden_states, temb, rotary_emb)[0]
 
     def _call(self, x, text, temb, rotary, bias=None):
-        return self._block(x, text, temb, rotary), text
-
-    def _views(self, x, text, temb):
-        return super()._views(x, text, temb)[0], text
-
-    def _frames(self, x, text, temb):
-        return super()._frames(x, text, temb)[0], text
-
-    def _cells(self, x, text, temb):
-        return super()._cells(x, text, temb)[0], text
-
-    def grid_step(self, x, text, temb, rotary_times):
-        y, _ = super().grid_step(x, text, temb, rotary_times)
-        return y, text
+        return self._block(x, text, temb, rotary), None  # Wan's blocks leave the text as it is
 
     def _sync_temb(self, temb):
         return self.ctx.temb
@@ -308,9 +296,8 @@ class DiffusersGridModel(nn.Module):
 
     def backbone_parameters(self):
         """The pretrained transformer's parameters (not the patch embedding that reads the conditioning)."""
-        grid = {id(p) for m in self.backbone.modules() if isinstance(m, GridBlock) for n, p in m.named_parameters(recurse=False)}
-        grid |= {id(p) for m in self.backbone.modules() if isinstance(m, GridBlock) and m.sync is not None
-                 for p in m.sync.parameters()}
+        wrappers = [m for m in self.backbone.modules() if isinstance(m, GridBlock)]
+        grid = {id(p) for m in wrappers for p in m.parameters()} - {id(p) for m in wrappers for p in m.block.parameters()}
         embed = {id(p) for p in self._adapter.cond_embedding(self.backbone)}
         return (p for p in self.backbone.parameters() if id(p) not in grid and id(p) not in embed)
 
@@ -433,9 +420,12 @@ class DiffusersGridModel(nn.Module):
         ctx.clear()
         ctx.shape = (B, V, T, (h // p) * (w // p))
         try:
-            ctx.rotary_views = self._rotary(V, x)
-            ctx.rotary_frame = self._rotary(1, x)
-            if self.config.method == "full4d":
+            method = self.config.method
+            if method != "full4d":
+                ctx.rotary_views = self._rotary(V, x)
+            if method == "sv4d":
+                ctx.rotary_frame = self._rotary(1, x)
+            if method == "full4d":
                 ctx.rotary_cells = self._rotary_cells(V, T, x)
                 if w2c is not None and self.config.backbone == "cogvideox":
                     d = reprojection_distance(w2c, K, h * self._spec.vae_spatial, w * self._spec.vae_spatial,
